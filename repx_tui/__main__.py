@@ -1,0 +1,3 @@
+from repx_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Errors a user can read: every failure that reaches the CLI or UI is one of these."""
+
+from __future__ import annotations
+
+
+class RepxError(Exception):
+    """A failure with a message meant for people, and an optional hint on what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(RepxError):
+    """config.toml or resources.toml is missing, unparsable or invalid."""
+
+
+class LabError(RepxError):
+    """A Lab cannot be loaded, or fails verification."""
+
+
+class TransportError(RepxError):
+    """A target cannot be reached, authenticated or commanded."""
+
+
+class HostKeyError(TransportError):
+    """The target's host key is unknown or changed."""
+
+
+class RemoteCommandError(TransportError):
+    """A command on the target exited non-zero."""
+
+    def __init__(self, command: str, exit_status: int | None, stderr: str, hint: str | None = None) -> None:
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        super().__init__(f"command on target failed (exit {exit_status}): {detail}", hint)
+        self.command = command
+        self.exit_status = exit_status
+        self.stderr = stderr
+
+
+class SyncError(RepxError):
+    """A sync phase failed."""
+
+
+class SchedulerError(RepxError):
+    """Submitting, polling or cancelling jobs failed."""

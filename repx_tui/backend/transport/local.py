@@ -1,0 +1,178 @@
+"""LocalTransport: the `local` target, i.e. this machine, driven with asyncio subprocesses.
+
+Same contract as the SSH transport, so every phase and poll runs unchanged on both. No shell is
+involved in `run` (argv goes straight to exec), which is the strongest form of quoting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Callable, Sequence
+
+from repx_tui.backend.errors import TransportError
+from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport
+
+_CHUNK = 1 << 20
+
+
+class LocalTransport(Transport):
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+        self._connected = False
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def close(self) -> None:
+        self._connected = False
+
+    @property
+    def authentications(self) -> int:
+        return 0  # nothing to log in to
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        proc = await self._spawn(argv, stdin=input is not None)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(input), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise TransportError(f"command timed out after {timeout} s: {argv[0]}") from None
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        result = CommandResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if check:
+            self._raise_for(argv, result)
+        return result
+
+    async def stream(
+        self,
+        argv: Sequence[str],
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None] | None = None,
+        *,
+        input: bytes | None = None,
+    ) -> int:
+        proc = await self._spawn(argv, stdin=input is not None)
+        try:
+            if input is not None:
+                assert proc.stdin is not None
+                proc.stdin.write(input)
+                await proc.stdin.drain()
+                proc.stdin.close()
+            await asyncio.gather(
+                _pump(proc.stdout, on_stdout),
+                _pump(proc.stderr, on_stderr or (lambda _b: None)),
+            )
+            return await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    async def _spawn(self, argv: Sequence[str], *, stdin: bool) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *[str(a) for a in argv],
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise TransportError(f"command not found on this machine: {argv[0]}") from None
+        except PermissionError:
+            raise TransportError(f"command not executable on this machine: {argv[0]}") from None
+
+    async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
+        loop = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, done, total)
+
+        await asyncio.to_thread(_copy_atomic, Path(local), Path(remote), report)
+
+    async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
+        await asyncio.to_thread(_write_atomic, Path(remote), data, mode)
+
+    async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
+        def read() -> bytes:
+            with open(remote, "rb") as f:
+                f.seek(offset)
+                return f.read() if length is None else f.read(length)
+
+        return await asyncio.to_thread(read)
+
+    async def file_size(self, remote: str) -> int | None:
+        try:
+            return os.stat(remote).st_size
+        except FileNotFoundError:
+            return None
+
+    async def home(self) -> str:
+        return str(Path.home())
+
+    def rsync_shell(self) -> list[str] | None:
+        return None
+
+    def rsync_destination(self, remote_path: str) -> str:
+        return remote_path
+
+
+async def _pump(reader: asyncio.StreamReader | None, callback: Callable[[bytes], None]) -> None:
+    if reader is None:
+        return
+    while chunk := await reader.read(65536):
+        callback(chunk)
+
+
+def _temp_name(final: Path) -> Path:
+    # A dot name in the same directory: same filesystem, so the rename is atomic.
+    return final.with_name(f".{final.name}.tmp-{secrets.token_hex(4)}")
+
+
+def _copy_atomic(src: Path, dest: Path, report: Callable[[int, int], None]) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest)
+    total = src.stat().st_size
+    done = 0
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while chunk := fin.read(_CHUNK):
+                fout.write(chunk)
+                done += len(chunk)
+                report(done, total)
+        shutil.copymode(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if total == 0:
+        report(0, 0)
+
+
+def _write_atomic(dest: Path, data: bytes, mode: int) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
