@@ -1,0 +1,194 @@
+"""Cancel a selection of jobs: one `scancel` for all SLURM jobs, the agent for local ones.
+
+Only jobs that THIS Lab submitted on THIS target are touched: SLURM ids come from the Lab's
+submission records (`submissions/<lab_id>/*.json`), local jobs from the Lab's agent directory
+(`agents/<lab_id>/`). Anything else is reported as not cancelled, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from repx_tui.backend.errors import LabError, RepxError
+from repx_tui.backend.events import EventSink, JobCancelled, JobState, JobStateKind, Notice, discard
+from repx_tui.backend.layout import RemoteLayout
+from repx_tui.backend.status import COMMAND_TIMEOUT, LabView, RemoteSnapshot, StatusWatcher
+
+K = JobStateKind
+_SCANCEL_ERROR = re.compile(r"job id (?P<id>\d+(?:_\d+)?)[^:]*:\s*(?P<msg>.+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job: str
+    ok: bool
+    detail: str
+    slurm_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job, "ok": self.ok, "detail": self.detail, "slurm_id": self.slurm_id}
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    results: tuple[CancelResult, ...]
+    # cancelled job -> its not-yet-finished dependants, which can no longer run
+    dependants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "results": [r.to_json() for r in self.results],
+            "dependants": {job: list(deps) for job, deps in self.dependants.items()},
+        }
+
+
+def select_jobs(lab: Any, specs: Sequence[str]) -> list[str]:
+    """JOB_OR_RUN arguments -> job ids: a run (all its jobs), @group, or a unique job-id prefix."""
+    chosen: dict[str, None] = {}
+    for spec in specs:
+        for job in _select_one(lab, spec):
+            chosen.setdefault(job, None)
+    return list(chosen)
+
+
+def _select_one(lab: Any, spec: str) -> list[str]:
+    if spec.startswith("@"):
+        runs = lab.groups.get(spec[1:])
+        if runs is None:
+            raise LabError(f"unknown group '{spec}'", hint=f"groups: {', '.join(sorted(lab.groups)) or 'none'}")
+        return [j for run in runs for j in lab.runs[run].jobs]
+    if spec in lab.runs:
+        return list(lab.runs[spec].jobs)
+    if spec in lab.jobs:
+        return [spec]
+    matches = sorted(j for j in lab.jobs if spec and j.startswith(spec))
+    if len(matches) == 1:
+        return matches
+    if not matches:
+        raise LabError(f"'{spec}' did not match any run, group or job of this Lab")
+    raise LabError(f"'{spec}' is ambiguous: it matches {len(matches)} jobs", hint="give more of the job id")
+
+
+def parse_scancel_errors(stderr: str) -> dict[str, str]:
+    """SLURM id -> scancel's complaint about it (e.g. already completed)."""
+    errors = {}
+    for line in stderr.splitlines():
+        m = _SCANCEL_ERROR.search(line)
+        if m:
+            errors[m.group("id")] = m.group("msg").strip()
+    return errors
+
+
+def blocked_dependants(lab_view: LabView, cancelled: Iterable[str], states: Mapping[str, JobState]) -> dict[str, tuple[str, ...]]:
+    """For each cancelled job, the dependants (transitive) that have not finished yet."""
+    direct: dict[str, set[str]] = {}
+    for job, deps in lab_view.deps.items():
+        for dep in deps:
+            direct.setdefault(dep, set()).add(job)
+    report = {}
+    for job in cancelled:
+        seen: set[str] = set()
+        stack = list(direct.get(job, ()))
+        while stack:
+            cur = stack.pop()
+            if cur not in seen:
+                seen.add(cur)
+                stack.extend(direct.get(cur, ()))
+        waiting = sorted(d for d in seen if not _finished(states.get(d)))
+        if waiting:
+            report[job] = tuple(waiting)
+    return report
+
+
+def _finished(state: JobState | None) -> bool:
+    return state is not None and state.state.finished
+
+
+async def cancel_jobs(
+    transport: Any,
+    layout: RemoteLayout,
+    lab: Any,
+    target: Any,
+    scheduler: str,
+    jobs: Sequence[str],
+    emit: EventSink = discard,
+) -> CancelReport:
+    """Cancel `jobs` (Lab job ids). One status poll decides who is active and who submitted
+    it; then one scancel for every SLURM job and one agent call for every local job."""
+    watcher = StatusWatcher(transport, layout, lab, target, scheduler, discard)
+    states = await watcher.poll_once()
+    if watcher.error and watcher.last_good is None:
+        raise RepxError(f"cannot read job states on {getattr(target, 'name', 'the target')}: {watcher.error}")
+    snap = watcher.snapshot
+    results: dict[str, CancelResult] = {}
+    slurm, local = _partition(jobs, snap, states, results)
+    if slurm:
+        results.update(await _scancel(transport, slurm, snap))
+    if local:
+        results.update(await _agent_cancel(transport, layout, lab, local))
+    ordered = tuple(results[j] for j in jobs if j in results)
+    for r in ordered:
+        emit(JobCancelled(job=r.job, ok=r.ok, detail=r.detail))
+    dependants = blocked_dependants(watcher.view, [r.job for r in ordered if r.ok], states)
+    for job, deps in dependants.items():
+        emit(Notice("info", f"{job}: {len(deps)} dependant job(s) can no longer run: {', '.join(deps)}"))
+    return CancelReport(ordered, dependants)
+
+
+def _partition(
+    jobs: Sequence[str], snap: RemoteSnapshot, states: Mapping[str, JobState], results: dict[str, CancelResult]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Split the selection into SLURM jobs (job -> ids) and agent jobs; report the rest now."""
+    slurm: dict[str, list[str]] = {}
+    local: list[str] = []
+    for job in jobs:
+        sub = snap.submissions.get(job)
+        state = states.get(job)
+        if sub is None:
+            results[job] = CancelResult(job, False, "not submitted by this Lab on this target")
+        elif state is not None and state.state.finished:
+            results[job] = CancelResult(job, False, f"already {state.state.value}", sub.slurm_id)
+        elif sub.slurm_id:
+            if snap.user and sub.user and sub.user != snap.user:
+                results[job] = CancelResult(job, False, f"submitted by {sub.user}, not {snap.user}", sub.slurm_id)
+            else:
+                slurm[job] = [sub.slurm_id, *sub.extra_slurm_ids]
+        elif job in snap.agent:
+            local.append(job)
+        else:
+            results[job] = CancelResult(job, False, "not submitted by this Lab on this target")
+    return slurm, local
+
+
+async def _scancel(transport: Any, slurm: Mapping[str, list[str]], snap: RemoteSnapshot) -> dict[str, CancelResult]:
+    ids = sorted({sid for sids in slurm.values() for sid in sids}, key=lambda s: (len(s), s))
+    try:
+        result = await transport.run(["scancel", *ids], timeout=COMMAND_TIMEOUT, check=False)
+    except RepxError as exc:
+        return {job: CancelResult(job, False, f"scancel: {exc.message}", sids[0]) for job, sids in slurm.items()}
+    errors = parse_scancel_errors(result.stderr)
+    general = result.stderr.strip() if result.exit_status != 0 and not errors else ""
+    out = {}
+    for job, sids in slurm.items():
+        problem = errors.get(sids[0]) or general
+        out[job] = CancelResult(job, not problem, problem or "scancel sent", sids[0])
+    return out
+
+
+async def _agent_cancel(transport: Any, layout: RemoteLayout, lab: Any, jobs: list[str]) -> dict[str, CancelResult]:
+    """Ask the Lab's agent (remote/agent.sh cancel): under its state lock it stops a running
+    job's process group, or drops a queued job, and records it as cancelled."""
+    from repx_tui.backend.schedulers import agent
+
+    try:
+        outcomes = await agent.cancel_jobs(transport, layout, lab, jobs, emit=discard)
+    except RepxError as exc:
+        return {job: CancelResult(job, False, f"agent: {exc.message}") for job in jobs}
+    answers = {job: (ok, "cancelled" if ok else f"not active ({detail})") for job, ok, detail in outcomes}
+    return {job: CancelResult(job, *answers.get(job, (False, "the agent gave no answer"))) for job in jobs}

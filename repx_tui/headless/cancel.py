@@ -1,0 +1,45 @@
+"""`repx-tui cancel JOB_OR_RUN... --lab PATH --target NAME [--yes] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from repx_tui.backend.cancel import cancel_jobs, select_jobs
+from repx_tui.backend.errors import RepxError
+from repx_tui.headless.status import open_session
+
+
+def confirm(jobs: list[str], target: str) -> bool:
+    """Ask on a terminal; without one, refuse unless --yes was given (never cancel silently)."""
+    if not sys.stdin.isatty():
+        raise RepxError(
+            f"refusing to cancel {len(jobs)} job(s) without confirmation (stdin is not a terminal)",
+            hint="add --yes to cancel without asking",
+        )
+    shown = "\n".join(f"  {j}" for j in jobs[:20]) + (f"\n  ... and {len(jobs) - 20} more" if len(jobs) > 20 else "")
+    print(f"Cancel {len(jobs)} job(s) on {target}?\n{shown}", file=sys.stderr)
+    answer = input("type 'yes' to cancel: ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def main(args: argparse.Namespace) -> int:
+    async with open_session(args) as session:
+        jobs = select_jobs(session.lab, args.jobs)
+        if not args.yes and not confirm(jobs, session.target.name):
+            print("nothing cancelled", file=sys.stderr)
+            return 1
+        report = await cancel_jobs(
+            session.transport, session.layout, session.lab, session.target, session.scheduler, jobs
+        )
+    if getattr(args, "json", False):
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for r in report.results:
+            mark = "cancelled" if r.ok else "not cancelled"
+            sid = f" (slurm {r.slurm_id})" if r.slurm_id else ""
+            print(f"{r.job}{sid}: {mark}: {r.detail}")
+        for job, deps in report.dependants.items():
+            print(f"{job}: these dependants can no longer run: {', '.join(deps)}")
+    return 0 if report.ok else 1
