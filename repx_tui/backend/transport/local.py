@@ -30,6 +30,9 @@ class LocalTransport(Transport):
     async def close(self) -> None:
         self._connected = False
 
+    def is_connected(self) -> bool:
+        return True
+
     @property
     def authentications(self) -> int:
         return 0  # nothing to log in to

@@ -1,0 +1,134 @@
+"""What the sync phases share: the context they run in, their results, and rate-limited progress."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from repx_tui.backend.events import EventSink, LayerAction, Phase, PhaseProgress
+from repx_tui.backend.layout import RemoteLayout
+from repx_tui.backend.transport.base import Transport
+
+PROGRESS_INTERVAL = 0.1  # seconds between two progress events of one phase or layer
+
+# Prefix for every script run on the target: the Lab's host tools first on PATH (once phase 1
+# has put them there), so the rest of the script only uses tools we shipped.
+SCRIPT_PREAMBLE = 'set -euo pipefail\nif [ -n "${REPX_TOOLS:-}" ]; then PATH="$REPX_TOOLS:$PATH"; fi\n'
+
+
+@dataclass
+class SyncContext:
+    transport: Transport
+    layout: RemoteLayout
+    emit: EventSink
+    tools_bin: str | None = None  # remote host-tools bin dir, once phase 1 made it complete
+    target_rsync: str | None = None  # path of the target's own rsync, None when it has none
+    lab_current: bool = False  # the target's artifacts/ is complete for this Lab's manifest
+
+    def script(self, body: str) -> str:
+        return SCRIPT_PREAMBLE + body
+
+    def script_env_args(self) -> list[str]:
+        """Positional args wrapper: scripts read REPX_TOOLS from `env`."""
+        return ["env", f"REPX_TOOLS={self.tools_bin or ''}"]
+
+    async def run_script(self, body: str, *args: str, input: bytes | None = None, check: bool = True):
+        argv = [*self.script_env_args(), "bash", "-c", self.script(body), "repx", *args]
+        return await self.transport.run(argv, input=input, check=check)
+
+
+@dataclass
+class PhaseResult:
+    name: Phase
+    status: str  # "done" | "skipped" | "failed"
+    files_sent: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name.value,
+            "status": self.status,
+            "files_sent": self.files_sent,
+            "bytes_sent": self.bytes_sent,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class LayerResult:
+    image: str
+    digest: str
+    size: int
+    action: LayerAction
+    bytes_sent: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "size": self.size,
+            "action": self.action.value,
+            "bytes_sent": self.bytes_sent,
+        }
+
+
+@dataclass
+class SyncSummary:
+    phases: list[PhaseResult] = field(default_factory=list)
+    layers: list[LayerResult] = field(default_factory=list)
+    ssh_connections: int = 0
+    seconds: float = 0.0
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(p.bytes_sent for p in self.phases)
+
+    def phase(self, name: Phase | str) -> PhaseResult | None:
+        key = name.value if isinstance(name, Phase) else name
+        return next((p for p in self.phases if p.name.value == key), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phases": [p.to_json() for p in self.phases],
+            "layers": [layer.to_json() for layer in self.layers],
+            "bytes_sent": self.bytes_sent,
+            "ssh_connections": self.ssh_connections,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Throttle:
+    """True at most every PROGRESS_INTERVAL seconds (and always when forced)."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL) -> None:
+        self._interval = interval
+        self._last = 0.0
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or now - self._last >= self._interval:
+            self._last = now
+            return True
+        return False
+
+
+class RateMeter:
+    """Bytes per second since the phase started."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def rate(self, done: int) -> float | None:
+        elapsed = time.monotonic() - self.started
+        return done / elapsed if elapsed > 0.05 and done else None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def progress_event(phase: Phase, done: int, total: int | None, meter: RateMeter, **extra: Any) -> PhaseProgress:
+    return PhaseProgress(phase=phase, bytes_done=done, total_bytes=total, rate=meter.rate(done), **extra)

@@ -1,0 +1,384 @@
+"""SshTransport: ONE authenticated asyncssh connection per target session.
+
+Every command, upload, poll and rsync (through the bridge in rsync_bridge.py) is a channel on
+that one connection, so a whole session costs one login. Channels are capped below sshd's
+stock MaxSessions (10); keepalives detect a dead link; a dropped connection is re-opened with
+exponential backoff and reported as ConnectionState events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import asyncssh
+
+from repx_tui.backend.errors import HostKeyError, TransportError
+from repx_tui.backend.events import ConnectionState, EventSink, discard
+from repx_tui.backend.transport import rsync_bridge
+from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport, quote_argv
+
+#: exec channels open at once; +1 long-lived SFTP channel stays below sshd's MaxSessions 10
+MAX_CHANNELS = 8
+KEEPALIVE_INTERVAL = 15.0
+KEEPALIVE_COUNT_MAX = 3
+CONNECT_TIMEOUT = 20.0
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+class ConnectionDropped(TransportError):
+    """The SSH connection went away under a running operation; the caller may retry it
+    (the transport reconnects on the next use)."""
+
+
+def ssh_config_paths(env: dict[str, str] | None = None) -> list[str]:
+    """$REPX_SSH_CONFIG (an extra ssh_config, read first so its Hosts win), then ~/.ssh/config."""
+    env = dict(os.environ) if env is None else env
+    paths = []
+    extra = env.get("REPX_SSH_CONFIG")
+    if extra:
+        paths.append(str(Path(extra).expanduser()))
+    user_config = Path(env.get("HOME", str(Path.home()))) / ".ssh" / "config"
+    if user_config.is_file():
+        paths.append(str(user_config))
+    return paths
+
+
+def split_address(address: str) -> tuple[str | None, str]:
+    """`user@host` -> (user, host); a bare host or ssh_config alias -> (None, host)."""
+    user, sep, host = address.rpartition("@")
+    return (user or None, host) if sep else (None, address)
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, on_lost: Callable[[Exception | None], None]) -> None:
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(exc)
+
+
+class SshTransport(Transport):
+    def __init__(self, name: str, address: str, emit: EventSink = discard, *, config_paths: list[str] | None = None) -> None:
+        self.name = name
+        self.address = address
+        self._emit = emit
+        self._config_paths = ssh_config_paths() if config_paths is None else config_paths
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._connect_lock = asyncio.Lock()
+        self._authentications = 0
+        self._closing = False
+        self._home: str | None = None
+        self._bridge: rsync_bridge.BridgeServer | None = None
+
+    # --- connection lifecycle -------------------------------------------------------------
+
+    @property
+    def authentications(self) -> int:
+        return self._authentications
+
+    def is_connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    @property
+    def connection(self) -> asyncssh.SSHClientConnection | None:
+        """The live asyncssh connection (tests use it to simulate a drop)."""
+        return self._conn
+
+    async def connect(self) -> None:
+        self._closing = False
+        await self._connection()
+        if self._bridge is None:
+            self._bridge = rsync_bridge.BridgeServer(self._open_bridge_process)
+            await self._bridge.start()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._bridge is not None:
+            await self._bridge.close()
+            self._bridge = None
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+            await conn.wait_closed()
+            self._emit(ConnectionState(self.name, "closed"))
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        if self._conn is not None and not self._is_closed(self._conn):
+            return self._conn
+        async with self._connect_lock:
+            if self._conn is not None and not self._is_closed(self._conn):
+                return self._conn
+            if self._closing:
+                raise TransportError(f"connection to {self.name} is closed")
+            first = self._authentications == 0
+            self._conn = await (self._open() if first else self._reopen())
+            self._sftp = None
+            return self._conn
+
+    @staticmethod
+    def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:
+        return conn.is_closed()
+
+    async def _reopen(self) -> asyncssh.SSHClientConnection:
+        last: Exception | None = None
+        for attempt, delay in enumerate(RECONNECT_DELAYS, start=1):
+            self._emit(ConnectionState(self.name, "reconnecting", f"retry in {delay:g} s", attempt))
+            await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+            try:
+                return await self._open(attempt)
+            except HostKeyError:
+                raise
+            except TransportError as exc:
+                last = exc
+        raise TransportError(
+            f"lost the connection to {self.name} and could not reconnect: {last}",
+            hint="check the network and that the host is up, then retry",
+        )
+
+    async def _open(self, attempt: int = 0) -> asyncssh.SSHClientConnection:
+        user, host = split_address(self.address)
+        self._emit(ConnectionState(self.name, "connecting", self.address, attempt))
+        try:
+            conn = await asyncssh.connect(
+                host,
+                username=user or (),
+                config=self._config_paths or None,
+                client_factory=lambda: _Client(self._lost),
+                keepalive_interval=KEEPALIVE_INTERVAL,
+                keepalive_count_max=KEEPALIVE_COUNT_MAX,
+                connect_timeout=CONNECT_TIMEOUT,
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            raise await self._host_key_error(host, user) from None
+        except asyncssh.PermissionDenied as exc:
+            raise TransportError(
+                f"{self.name}: SSH authentication failed for {self.address}: {exc.reason}",
+                hint="check that your key is loaded (ssh-agent) or set IdentityFile in ~/.ssh/config",
+            ) from None
+        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            raise TransportError(
+                f"{self.name}: cannot connect to {self.address}: {_reason(exc)}",
+                hint=f"try `ssh {self.address} true` to check the address, port and network",
+            ) from None
+        self._authentications += 1
+        self._emit(ConnectionState(self.name, "connected", self.address, attempt))
+        return conn
+
+    def _lost(self, exc: Exception | None) -> None:
+        if not self._closing:
+            self._emit(ConnectionState(self.name, "lost", _reason(exc) if exc else "closed by the server"))
+
+    async def _host_key_error(self, host: str, user: str | None) -> HostKeyError:
+        options = await asyncio.to_thread(self._resolved_options, host, user)
+        real_host, port = options.host, options.port or 22
+        fingerprint = "unknown"
+        try:
+            key = await asyncssh.get_server_host_key(host, config=self._config_paths or None)
+            if key is not None:
+                fingerprint = key.get_fingerprint()
+        except (OSError, asyncssh.Error):
+            pass
+        port_flag = f"-p {port} " if port != 22 else ""
+        return HostKeyError(
+            f"{self.name}: the host key of {real_host}:{port} is not in known_hosts or has changed "
+            f"(server offers {fingerprint}); refusing to connect",
+            hint=(
+                f"if you trust this fingerprint, run `ssh-keyscan {port_flag}{real_host} >> ~/.ssh/known_hosts` "
+                f"(compare it first) or connect once with `ssh {self.address}` and accept the key"
+            ),
+        )
+
+    def _resolved_options(self, host: str, user: str | None) -> asyncssh.SSHClientConnectionOptions:
+        return asyncssh.SSHClientConnectionOptions(
+            host=host, username=user or (), config=self._config_paths or None, client_keys=None
+        )
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        conn = await self._connection()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        command = quote_argv(argv)
+        async with self._channels:
+            conn = await self._connection()
+            try:
+                done = await conn.run(command, input=input, encoding=None, check=False, timeout=timeout)
+            except asyncssh.TimeoutError:
+                raise TransportError(f"{self.name}: command timed out after {timeout} s: {argv[0]}") from None
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
+                raise self._dropped(exc) from None
+        result = CommandResult(
+            done.exit_status if done.exit_status is not None else 255,
+            _text(done.stdout),
+            _text(done.stderr),
+        )
+        if done.exit_status is None and conn.is_closed():
+            raise self._dropped(None)
+        if check:
+            self._raise_for(argv, result)
+        return result
+
+    def _dropped(self, exc: BaseException | None) -> ConnectionDropped:
+        reason = _reason(exc) if exc else "connection closed"
+        return ConnectionDropped(f"{self.name}: connection lost: {reason}", hint="the next operation reconnects")
+
+    async def stream(
+        self,
+        argv: Sequence[str],
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None] | None = None,
+        *,
+        input: bytes | None = None,
+    ) -> int:
+        async with self._channels:
+            conn = await self._connection()
+            try:
+                proc = await conn.create_process(quote_argv(argv), encoding=None)
+                if input is not None:
+                    proc.stdin.write(input)
+                proc.stdin.write_eof()
+                await asyncio.gather(
+                    _pump(proc.stdout, on_stdout), _pump(proc.stderr, on_stderr or (lambda _b: None))
+                )
+                await proc.wait_closed()
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
+                raise self._dropped(exc) from None
+        if proc.exit_status is None:
+            raise self._dropped(None)
+        return proc.exit_status
+
+    async def _open_bridge_process(self, command: str) -> tuple[asyncssh.SSHClientProcess, Any]:
+        """Open a channel for the rsync bridge; returns (process, release) — release the
+        channel slot once the process is done."""
+        await self._channels.acquire()
+        try:
+            conn = await self._connection()
+            proc = await conn.create_process(command, encoding=None)
+        except BaseException:
+            self._channels.release()
+            raise
+        return proc, self._channels.release
+
+    # --- files ------------------------------------------------------------------------------
+
+    async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
+        tmp = _temp_name(remote)
+        handler = (lambda _s, _d, done, total: progress(done, total)) if progress else None
+        try:
+            sftp = await self._sftp_client()
+            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
+            await sftp.put(str(local), tmp, preserve=False, progress_handler=handler)
+            await sftp.chmod(tmp, os.stat(local).st_mode & 0o7777)
+            await sftp.posix_rename(tmp, remote)
+        except asyncssh.SFTPError as exc:
+            await self._remove_quietly(tmp)
+            raise TransportError(f"{self.name}: upload to {remote} failed: {exc.reason}") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise self._dropped(exc) from None
+
+    async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
+        tmp = _temp_name(remote)
+        try:
+            sftp = await self._sftp_client()
+            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
+            async with sftp.open(tmp, "wb") as f:
+                await f.write(data)
+            await sftp.chmod(tmp, mode)
+            await sftp.posix_rename(tmp, remote)
+        except asyncssh.SFTPError as exc:
+            await self._remove_quietly(tmp)
+            raise TransportError(f"{self.name}: writing {remote} failed: {exc.reason}") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            raise self._dropped(exc) from None
+
+    async def _remove_quietly(self, path: str) -> None:
+        try:
+            if self._sftp is not None:
+                await self._sftp.remove(path)
+        except (asyncssh.Error, OSError):
+            pass
+
+    async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            sftp = await self._sftp_client()
+            async with sftp.open(remote, "rb") as f:
+                await f.seek(offset)
+                return await f.read(-1 if length is None else length)
+        except asyncssh.SFTPNoSuchFile:
+            raise FileNotFoundError(remote) from None
+        except asyncssh.SFTPError as exc:
+            raise TransportError(f"{self.name}: reading {remote} failed: {exc.reason}") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            raise self._dropped(exc) from None
+
+    async def file_size(self, remote: str) -> int | None:
+        try:
+            sftp = await self._sftp_client()
+            return (await sftp.stat(remote)).size
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        except asyncssh.SFTPError as exc:
+            raise TransportError(f"{self.name}: stat {remote} failed: {exc.reason}") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            raise self._dropped(exc) from None
+
+    async def home(self) -> str:
+        if self._home is None:
+            home = (await self.run(["sh", "-c", 'printf %s "$HOME"'])).stdout.strip()
+            if not home.startswith("/"):
+                raise TransportError(f"{self.name}: cannot find the login user's home directory")
+            self._home = home
+        return self._home
+
+    def rsync_shell(self) -> list[str] | None:
+        if self._bridge is None:
+            raise TransportError(f"{self.name}: not connected (rsync needs the session's connection)")
+        return [sys.executable, "-S", rsync_bridge.__file__, self._bridge.socket_path]
+
+    def rsync_destination(self, remote_path: str) -> str:
+        # The host part is ignored by the bridge: the connection is already open.
+        return f"repx-session:{remote_path}"
+
+
+async def _pump(stream: Any, callback: Callable[[bytes], None]) -> None:
+    while chunk := await stream.read(65536):
+        callback(chunk)
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _temp_name(remote: str) -> str:
+    head, tail = posixpath.split(remote)
+    return posixpath.join(head, f".{tail}.tmp-{secrets.token_hex(4)}")
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown reason"
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    return str(reason)

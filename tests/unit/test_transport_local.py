@@ -1,0 +1,93 @@
+"""LocalTransport: the `local` target's transport, against this machine (no mocks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from repx_tui.backend.errors import RemoteCommandError, TransportError
+from repx_tui.backend.transport import LocalTransport, open_transport
+from repx_tui.backend.config import Target
+
+
+@pytest.fixture
+async def transport():
+    async with LocalTransport() as t:
+        yield t
+
+
+async def test_run_passes_every_argument_verbatim(transport):
+    tricky = ["a b", "it's", '"$HOME"', "; rm -rf /", "*"]
+    result = await transport.run(["printf", "%s\\n", *tricky])
+    assert result.stdout.splitlines() == tricky
+
+
+async def test_run_script_gets_positional_args(transport):
+    result = await transport.run_script('printf "%s|" "$@"', "x y", "$z")
+    assert result.stdout == "x y|$z|"
+
+
+async def test_nonzero_exit_raises_with_stderr(transport):
+    with pytest.raises(RemoteCommandError) as info:
+        await transport.run(["bash", "-c", "echo boom >&2; exit 3"])
+    assert info.value.exit_status == 3
+    assert "boom" in str(info.value)
+    result = await transport.run(["bash", "-c", "exit 3"], check=False)
+    assert result.exit_status == 3 and not result.ok
+
+
+async def test_missing_command_is_a_transport_error(transport):
+    with pytest.raises(TransportError, match="not found"):
+        await transport.run(["/no/such/program-repx"])
+
+
+async def test_input_and_timeout(transport):
+    assert (await transport.run(["cat"], input=b"hello")).stdout == "hello"
+    with pytest.raises(TransportError, match="timed out"):
+        await transport.run(["sleep", "5"], timeout=0.2)
+
+
+async def test_stream_delivers_both_streams(transport):
+    out, err = bytearray(), bytearray()
+    status = await transport.stream(
+        ["bash", "-c", "echo one; echo two >&2; exit 4"], out.extend, err.extend
+    )
+    assert (status, bytes(out), bytes(err)) == (4, b"one\n", b"two\n")
+
+
+async def test_upload_is_atomic_with_progress(transport, tmp_path: Path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    src.chmod(0o640)
+    dest = tmp_path / "deep" / "dir" / "dest.bin"
+    seen: list[tuple[int, int]] = []
+    await transport.upload(src, str(dest), progress=lambda d, t: seen.append((d, t)))
+    assert dest.read_bytes() == src.read_bytes()
+    assert dest.stat().st_mode & 0o777 == 0o640
+    assert seen[-1] == (src.stat().st_size, src.stat().st_size)
+    assert [p.name for p in dest.parent.iterdir()] == ["dest.bin"]  # no temp file left
+
+
+async def test_write_read_and_size(transport, tmp_path: Path):
+    path = str(tmp_path / "a" / "f.txt")
+    assert await transport.file_size(path) is None
+    await transport.write_file(path, b"0123456789", mode=0o600)
+    assert Path(path).stat().st_mode & 0o777 == 0o600
+    assert await transport.file_size(path) == 10
+    assert await transport.read_file(path, 4) == b"456789"
+    assert await transport.read_file(path, 2, 3) == b"234"
+    with pytest.raises(FileNotFoundError):
+        await transport.read_file(str(tmp_path / "missing"))
+
+
+async def test_home_paths_and_rsync_helpers(transport):
+    assert await transport.resolve_path("~/x") == str(Path.home()) + "/x"
+    assert transport.rsync_shell() is None
+    assert transport.rsync_destination("/a/b") == "/a/b"
+    assert transport.authentications == 0
+
+
+def test_factory_picks_local_for_a_target_without_address():
+    assert isinstance(open_transport(Target(name="local", base_path="/tmp/x")), LocalTransport)
