@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The local-scheduler agent: runs a Lab's job DAG on this machine, detached from the client.
+#
+#   agent.sh submit HOST_TOOLS_BIN EXECUTOR AGENT_DIR   < {"concurrency":N|null,"jobs":[{"id","deps","spec"}]}
+#       queue jobs (skipping succeeded / already queued or running ones), start the agent
+#       if none runs; prints "job<TAB>QUEUED" or "job<TAB>SKIPPED<TAB>reason" lines
+#   agent.sh serve HOST_TOOLS_BIN EXECUTOR AGENT_DIR    the agent loop (started by submit)
+#   agent.sh cancel HOST_TOOLS_BIN AGENT_DIR --all | JOB...
+#       prints "job<TAB>cancelled" or "job<TAB>not-active<TAB>state"
+#
+# State lives in files so any client can reconnect and read it:
+#   AGENT_DIR/agent.lock            held (flock) for the agent's whole life
+#   AGENT_DIR/agent.pid, agent.log, concurrency
+#   AGENT_DIR/state.lock            held for each scheduling pass and each cancel
+#   AGENT_DIR/jobs/<id>/{spec.json,deps,state,reason,pgid,rc,executor.log}
+#       state: queued | running | succeeded | failed | blocked | cancelled
+set -euo pipefail
+
+PATH="$2:$PATH"
+export PATH
+
+COMMAND="$1"
+IDLE_EXIT_SECONDS=5
+POLL_SECONDS=0.2
+
+set_state() { # JOB STATE [REASON]
+    local dir="$JOBS/$1"
+    printf '%s\n' "${3:-}" >"$dir/reason.tmp"
+    mv -f "$dir/reason.tmp" "$dir/reason"
+    printf '%s\n' "$2" >"$dir/state.tmp"
+    mv -f "$dir/state.tmp" "$dir/state"
+}
+
+state_of() { # JOB -> state, or "" when the agent never saw it
+    local file="$JOBS/$1/state"
+    if [[ -e "$file" ]]; then cat "$file"; fi
+}
+
+
+marker() { # JOB BASE -> SUCCESS | FAIL | ""
+    local repx="$2/outputs/$1/repx"
+    if [[ -e "$repx/SUCCESS" ]]; then
+        echo SUCCESS
+    elif [[ -e "$repx/FAIL" ]]; then
+        echo FAIL
+    fi
+}
+
+agent_alive() { ! flock -n "$AGENT_DIR/agent.lock" true; }
+
+# --- submit ---------------------------------------------------------------------------------
+
+submit() {
+    local dag id base state
+    EXECUTOR="$3"
+    mkdir -p "$JOBS"
+    dag="$(cat)"
+    jq -r '.concurrency // empty' <<<"$dag" >"$AGENT_DIR/concurrency.tmp"
+    if [[ -s "$AGENT_DIR/concurrency.tmp" ]]; then
+        mv -f "$AGENT_DIR/concurrency.tmp" "$AGENT_DIR/concurrency"
+    else
+        rm -f "$AGENT_DIR/concurrency.tmp"
+    fi
+    exec 7>>"$AGENT_DIR/state.lock"
+    flock -x 7
+    # One jq call for the whole batch (jq is slow to start): id, base, compact spec, deps.
+    # (deps last: a tab is IFS whitespace, so an empty field in the middle would vanish)
+    local alive=false
+    if agent_alive; then alive=true; fi
+    while IFS=$'\t' read -r id base spec deps; do
+        state="$(state_of "$id")"
+        # with no agent alive, "queued"/"running" are left over from one that died: run again
+        if [[ "$alive" == true && ("$state" == queued || "$state" == running) ]]; then
+            printf '%s\tSKIPPED\talready %s\n' "$id" "$state"
+        elif [[ "$(marker "$id" "$base")" == SUCCESS ]]; then
+            printf '%s\tSKIPPED\talready succeeded\n' "$id"
+        else
+            mkdir -p "$JOBS/$id"
+            rm -f "$JOBS/$id/rc" "$JOBS/$id/pgid" "$JOBS/$id/cancel"
+            printf '%s\n' "$spec" >"$JOBS/$id/spec.json"
+            tr ',' '\n' <<<"$deps" >"$JOBS/$id/deps"
+            set_state "$id" queued
+            printf '%s\tQUEUED\n' "$id"
+        fi
+    done < <(jq -r '.jobs[] | "\(.id)\t\(.spec.base)\t\(.spec | tojson)\t\(.deps | join(","))"' <<<"$dag")
+    flock -u 7
+    if ! agent_alive; then
+        setsid nohup bash "$0" serve "$HOST_TOOLS" "$EXECUTOR" "$AGENT_DIR" \
+            </dev/null >>"$AGENT_DIR/agent.log" 2>&1 &
+    fi
+}
+
+# --- serve ----------------------------------------------------------------------------------
+
+concurrency() {
+    if [[ -s "$AGENT_DIR/concurrency" ]]; then cat "$AGENT_DIR/concurrency"; else nproc; fi
+}
+
+# Start the job in its own session, so its whole process group can be signalled;
+# setsid execs in place (the background child is no group leader), so pid == pgid.
+start_job() { # JOB
+    local dir="$JOBS/$1"
+    (
+        exec 7>&- 9>&- # the job must not hold the agent's locks
+        setsid bash "$EXECUTOR" "$HOST_TOOLS" "$dir/spec.json" </dev/null >>"$dir/executor.log" 2>&1 &
+        printf '%s\n' "$!" >"$dir/pgid"
+        rc=0
+        wait "$!" || rc=$?
+        printf '%s\n' "$rc" >"$dir/rc.tmp"
+        mv -f "$dir/rc.tmp" "$dir/rc"
+    ) &
+    set_state "$1" running
+}
+
+# queued job -> "ready", "wait" or "blocked<TAB>reason"
+readiness() { # JOB
+    local dep state
+    while IFS= read -r dep; do
+        [[ -n "$dep" ]] || continue
+        state="$(state_of "$dep")"
+        case "$state" in
+            succeeded) ;;
+            failed | blocked | cancelled)
+                printf 'blocked\tupstream %s %s\n' "$dep" "$state"
+                return
+                ;;
+            queued | running)
+                echo wait
+                return
+                ;;
+            *)
+                if [[ "$(marker "$dep" "$BASE")" != SUCCESS ]]; then
+                    printf 'blocked\tupstream %s has not succeeded\n' "$dep"
+                    return
+                fi
+                ;;
+        esac
+    done <"$JOBS/$1/deps"
+    echo ready
+}
+
+# One scheduling pass; sets ACTIVE to how many jobs are still queued or running.
+# (Not run in $(...): the jobs it starts would keep that pipe open.)
+schedule_pass() {
+    local id state running=0 active=0 limit verdict reason rc
+    limit="$(concurrency)"
+    for dir in "$JOBS"/*/; do
+        [[ -e "$dir/state" ]] || continue
+        id="$(basename "$dir")"
+        state="$(cat "$dir/state")"
+        if [[ "$state" == running && -e "$dir/rc" ]]; then
+            rc="$(cat "$dir/rc")"
+            if [[ -e "$dir/cancel" ]]; then
+                set_state "$id" cancelled "cancelled by request"
+            elif [[ "$rc" == 0 ]]; then
+                set_state "$id" succeeded
+            else
+                set_state "$id" failed "exit code $rc"
+            fi
+        elif [[ "$state" == running ]]; then
+            running=$((running + 1))
+        fi
+    done
+    for dir in "$JOBS"/*/; do
+        [[ -e "$dir/state" ]] || continue
+        id="$(basename "$dir")"
+        [[ "$(cat "$dir/state")" == queued ]] || continue
+        active=$((active + 1))
+        IFS=$'\t' read -r verdict reason < <(readiness "$id")
+        if [[ "$verdict" == blocked ]]; then
+            set_state "$id" blocked "$reason"
+            active=$((active - 1))
+        elif [[ "$verdict" == ready ]] && ((running < limit)); then
+            start_job "$id"
+            running=$((running + 1))
+        fi
+    done
+    ACTIVE=$((active + running))
+}
+
+serve() {
+    local idle_since now
+    EXECUTOR="$3"
+    exec 9>>"$AGENT_DIR/agent.lock"
+    flock -n 9 || exit 0 # another agent already serves this directory
+    printf '%s\n' "$$" >"$AGENT_DIR/agent.pid"
+    exec 7>>"$AGENT_DIR/state.lock"
+    idle_since="$(date +%s)"
+    while true; do
+        flock -x 7
+        schedule_pass
+        now="$(date +%s)"
+        if ((ACTIVE > 0)); then
+            idle_since="$now"
+        elif ((now - idle_since >= IDLE_EXIT_SECONDS)); then
+            # Give up agent.lock while still holding state.lock: a submit that queues a
+            # job after this point sees no agent and starts a new one.
+            rm -f "$AGENT_DIR/agent.pid"
+            flock -u 9
+            exec 9>&-
+            flock -u 7
+            break
+        fi
+        flock -u 7
+        sleep "$POLL_SECONDS"
+    done
+}
+
+# --- cancel ---------------------------------------------------------------------------------
+
+kill_group() { # PGID
+    local waited=0
+    kill -TERM -- "-$1" 2>/dev/null || return 0
+    while kill -0 -- "-$1" 2>/dev/null && ((waited < 50)); do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL -- "-$1" 2>/dev/null || true
+}
+
+cancel_one() { # JOB
+    local dir="$JOBS/$1" state
+    state="$(state_of "$1")"
+    case "$state" in
+        queued)
+            set_state "$1" cancelled "cancelled by request"
+            printf '%s\tcancelled\n' "$1"
+            ;;
+        running)
+            : >"$dir/cancel"
+            if [[ -s "$dir/pgid" ]]; then kill_group "$(cat "$dir/pgid")"; fi
+            printf '%s\tcancelled\n' "$1"
+            ;;
+        *) printf '%s\tnot-active\t%s\n' "$1" "${state:-unknown}" ;;
+    esac
+}
+
+cancel() { # --all | JOB...
+    local ids=() dir
+    exec 7>>"$AGENT_DIR/state.lock"
+    flock -x 7
+    if [[ "${1:-}" == --all ]]; then
+        for dir in "$JOBS"/*/; do
+            [[ -e "$dir/state" ]] || continue
+            case "$(cat "$dir/state")" in queued | running) ids+=("$(basename "$dir")") ;; esac
+        done
+    else
+        ids=("$@")
+    fi
+    for id in "${ids[@]}"; do cancel_one "$id"; done
+    flock -u 7
+}
+
+HOST_TOOLS="$2"
+case "$COMMAND" in
+    submit | serve)
+        AGENT_DIR="$4"
+        BASE="$(dirname "$(dirname "$AGENT_DIR")")" # AGENT_DIR is <base>/agents/<lab_id>
+        JOBS="$AGENT_DIR/jobs"
+        mkdir -p "$JOBS"
+        "$COMMAND" "$@"
+        ;;
+    cancel)
+        AGENT_DIR="$3"
+        JOBS="$AGENT_DIR/jobs"
+        mkdir -p "$JOBS"
+        shift 3
+        cancel "$@"
+        ;;
+    *)
+        echo "usage: agent.sh submit|serve|cancel ..." >&2
+        exit 2
+        ;;
+esac

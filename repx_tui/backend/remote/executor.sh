@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Run ONE RepX job on this machine, with only the Lab's host tools.
+#
+#   executor.sh HOST_TOOLS_BIN SPEC_FILE
+#
+# SPEC_FILE is the job spec the client generated (see repx_tui/backend/schedulers/jobspec.py);
+# it is read once, so /dev/stdin or a heredoc fd works. Leaves the upstream-compatible layout
+# in <base>/outputs/<job>/: out/, repx/{inputs.json,parameters.json,stdout.log,stderr.log,
+# exit_code,SUCCESS|FAIL} and one line in outputs/completions.jsonl.
+#
+# jq programs are single-quoted on purpose: their $names are jq variables, not shell ones.
+# shellcheck disable=SC2016
+set -euo pipefail
+
+PATH="$1:$PATH"
+export PATH
+SPEC_FILE="$(mktemp)"
+cat "$2" >"$SPEC_FILE"
+
+# jq 1.6 takes ~0.1 s to start: read all scalar fields in one call, and resolve each unit
+# (script path + inputs) in one call. The separator is \x1f, not a tab: a tab is IFS
+# whitespace, so empty fields (no image, no node_local_path) would collapse.
+IFS=$'\x1f' read -r BASE JOB RUNTIME STAGE_TYPE IMAGE_TAG IMAGE_PATH NODE_LOCAL MOUNT_HOST PARALLEL < <(
+    jq -r '[.base, .job, (.runtime // "native"), (.stage_type // "simple"), (.image.tag // ""),
+            (.image.path // ""), (.node_local // ""), (.mount_host_paths // false | tostring),
+            (.parallel // 1 | tostring)] | join("\u001f")' "$SPEC_FILE"
+)
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || PARALLEL=1
+JOB_ROOT="$BASE/outputs/$JOB"
+COMPLETIONS="$BASE/outputs/completions.jsonl"
+PARAMS_FILE="$JOB_ROOT/repx/parameters.json"
+REVISIONS="$(printf '%s\n' "$BASE"/artifacts/revision/*.json)"
+CHILD_PID=""
+
+note() { printf '[repx] %s\n' "$*" >>"$JOB_ROOT/repx/stdout.log"; }
+
+# Print a unit's script path, then its inputs resolved to {target_input: path} (one line).
+# KIND is main | scatter | gather | step (NAME = the step); CTX carries the paths only the
+# executor knows: this branch's dir, the work item, the worker-outs manifest.
+# An inter-run input is whichever revision file ends in metadata-<run>.json (upstream names
+# may carry a hash prefix).
+resolve_unit() { # KIND NAME CTX_JSON
+    jq -r --arg kind "$1" --arg name "$2" --argjson ctx "$3" --arg base "$BASE" --arg revs "$REVISIONS" '
+      def fill($dir): sub("^\\$out"; $dir);
+      ($revs | split("\n")) as $files
+      | (if $kind == "step" then .steps[$name] else .[$kind] end) as $unit
+      | $unit.path,
+        ($unit.inputs | map(
+          if has("path") then {key: .target, value: .path}
+          elif has("job") then .job as $j | {key: .target, value: (.template | fill("\($base)/outputs/\($j)/out"))}
+          elif has("run") then .run as $r | {key: .target,
+              value: ([$files[] | select(endswith("metadata-\($r).json"))][0] // error("no metadata for run \($r)"))}
+          elif .base then {key: .target, value: $base}
+          elif .item then {key: .target, value: $ctx.work_item}
+          elif has("step") then .step as $s | {key: .target, value: (.template | fill("\($ctx.branch)/step-\($s)/out"))}
+          elif .worker_outs then {key: .target, value: $ctx.manifest}
+          elif .scatter then {key: .target, value: (.template | fill("\($ctx.job_root)/scatter/out"))}
+          else empty end
+        ) | from_entries | tojson)' "$SPEC_FILE"
+}
+
+atomic_write() { # PATH CONTENT
+    printf '%s' "$2" >"$1.tmp.$$"
+    mv -f "$1.tmp.$$" "$1"
+}
+
+mark() { # REPX_DIR SUCCESS|FAIL
+    : >"$1/.$2.tmp.$$"
+    mv -f "$1/.$2.tmp.$$" "$1/$2"
+}
+
+# --- runtimes -------------------------------------------------------------------------------
+
+CACHE_ROOT="${NODE_LOCAL:-$BASE}"
+ROOTFS=""
+
+# Unpack the image's layers once per node into <cache root>/cache/images/<tag>/rootfs.
+# Concurrent jobs serialise on a lock; SUCCESS marks a complete rootfs.
+prepare_rootfs() {
+    local image_dir cache lock digest layer
+    image_dir="$BASE/artifacts/$IMAGE_PATH"
+    cache="$CACHE_ROOT/cache/images/$IMAGE_TAG"
+    ROOTFS="$cache/rootfs"
+    mkdir -p "$cache"
+    lock="$CACHE_ROOT/cache/images/.$IMAGE_TAG.lock"
+    exec 8>>"$lock"
+    flock -x 8
+    if [[ ! -e "$cache/SUCCESS" ]]; then
+        rm -rf "$ROOTFS"
+        mkdir -p "$ROOTFS"
+        while IFS= read -r digest; do
+            layer="$(layer_file "$digest")"
+            tar -xf "$layer" -C "$ROOTFS" --no-same-owner --no-same-permissions
+            apply_whiteouts
+        done < <(jq -r '.[0].Layers[] | split("/")[0]' "$image_dir/manifest.json")
+        mark "$cache" SUCCESS
+    fi
+    # bwrap needs the bind targets to exist inside a read-only root.
+    mkdir -p "$ROOTFS$BASE" "$ROOTFS/tmp" "$ROOTFS/dev" "$ROOTFS/proc"
+    [[ -z "$NODE_LOCAL" ]] || mkdir -p "$ROOTFS$NODE_LOCAL"
+    flock -u 8
+    exec 8>&-
+}
+
+# A layer from the node-local store when present; otherwise copy it there first, so later
+# image syncs can reuse node-local copies instead of the network.
+layer_file() { # DIGEST
+    local shared="$BASE/artifacts/store/$1-layer.tar"
+    if [[ -z "$NODE_LOCAL" ]]; then
+        printf '%s' "$shared"
+        return
+    fi
+    local copy="$NODE_LOCAL/store/$1-layer.tar"
+    if [[ ! -e "$copy" ]]; then
+        mkdir -p "$NODE_LOCAL/store"
+        cp -L "$shared" "$copy.tmp.$$"
+        mv -f "$copy.tmp.$$" "$copy"
+    fi
+    printf '%s' "$copy"
+}
+
+# Docker whiteouts: ".wh.NAME" deletes NAME from the lower layers.
+apply_whiteouts() {
+    local wh hidden
+    while IFS= read -r -d '' wh; do
+        hidden="$(basename "$wh" | cut -c5-)"
+        rm -rf "$(dirname "$wh")/${hidden:?}" "$wh"
+    done < <(find "$ROOTFS" -name '.wh.*' ! -name '.wh..wh..opq' -print0)
+}
+
+bwrap_args() {
+    local args=(--ro-bind "$ROOTFS" / --dev /dev --proc /proc --tmpfs /tmp
+        --bind "$BASE" "$BASE" --die-with-parent --unshare-pid)
+    [[ -z "$NODE_LOCAL" ]] || args+=(--bind "$NODE_LOCAL" "$NODE_LOCAL")
+    local dir
+    if [[ "$MOUNT_HOST" == true ]]; then
+        for dir in /usr /bin /lib /lib64 /etc /opt; do
+            [[ ! -e "$dir" ]] || args+=(--ro-bind "$dir" "$dir")
+        done
+    fi
+    while IFS= read -r dir; do
+        [[ -z "$dir" ]] || args+=(--bind "$dir" "$dir")
+    done < <(jq -r '.mount_paths // [] | .[]' "$SPEC_FILE")
+    printf '%s\0' "${args[@]}"
+}
+
+exec_unit() { # SCRIPT OUT INPUTS PARAMS  (runs in the foreground of a subshell)
+    case "$RUNTIME" in
+        native) exec "$@" ;;
+        bwrap)
+            local args=()
+            mapfile -d '' args < <(bwrap_args)
+            exec bwrap "${args[@]}" -- "$@"
+            ;;
+        docker | podman)
+            exec "$RUNTIME" run --rm -i -v "$BASE:$BASE" -w /tmp "$IMAGE_TAG" "$@"
+            ;;
+        *)
+            echo "unknown runtime $RUNTIME" >&2
+            exit 127
+            ;;
+    esac
+}
+
+# --- one unit: a script with its out/ and repx/ dirs ------------------------------------------
+
+on_signal() {
+    [[ -z "$CHILD_PID" ]] || kill -TERM "$CHILD_PID" 2>/dev/null || true
+    : >"$JOB_ROOT/repx/cancelled"
+    atomic_write "$JOB_ROOT/repx/exit_code" 143
+    rm -f "$JOB_ROOT/repx/SUCCESS"
+    mark "$JOB_ROOT/repx" FAIL
+    complete fail
+    exit 143
+}
+
+# The executor itself failed (bad spec, missing tool, unreadable input): the job must still
+# end with FAIL and a completion line, never without a marker.
+on_exit() {
+    local rc=$?
+    rm -f "$SPEC_FILE"
+    if ((rc != 0)) && [[ ! -e "$JOB_ROOT/repx/SUCCESS" && ! -e "$JOB_ROOT/repx/FAIL" ]]; then
+        mkdir -p "$JOB_ROOT/repx"
+        printf '[repx] executor failed (exit %s) before the job finished\n' "$rc" >>"$JOB_ROOT/repx/stderr.log"
+        atomic_write "$JOB_ROOT/repx/exit_code" "$rc"
+        mark "$JOB_ROOT/repx" FAIL
+        complete fail
+    fi
+}
+
+# Run one unit (main, scatter, a step or gather): fresh markers, inputs.json, parameters.json,
+# an empty out/, and the script's output appended live to repx/{stdout,stderr}.log.
+run_unit() { # KIND NAME CTX_JSON OUT_DIR REPX_DIR  -> the script's exit code
+    local out="$4" repx="$5" script inputs rc=0
+    { read -r script && read -r inputs; } < <(resolve_unit "$1" "$2" "$3") || return 1
+    mkdir -p "$repx" "$out"
+    rm -f "$repx/SUCCESS" "$repx/FAIL" "$repx/exit_code"
+    printf '%s\n' "$inputs" >"$repx/inputs.json"
+    [[ "$repx/parameters.json" == "$PARAMS_FILE" ]] || cp "$PARAMS_FILE" "$repx/parameters.json"
+    find "$out" -mindepth 1 -delete
+    (exec_unit "$script" "$out" "$repx/inputs.json" "$repx/parameters.json") \
+        </dev/null >>"$repx/stdout.log" 2>>"$repx/stderr.log" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    atomic_write "$repx/exit_code" "$rc"
+    if [[ "$rc" == 0 ]]; then mark "$repx" SUCCESS; else mark "$repx" FAIL; fi
+    return "$rc"
+}
+
+complete() { # ok|fail
+    {
+        flock -x 9
+        printf '{"id":"%s","s":"%s"}\n' "$JOB" "$1" >&9
+    } 9>>"$COMPLETIONS"
+}
+
+# --- scatter-gather -------------------------------------------------------------------------
+
+run_branch() { # INDEX
+    local branch="$JOB_ROOT/branch-$1" step ctx
+    mkdir -p "$branch/repx"
+    jq ".[$1]" "$WORK_ITEMS" >"$branch/repx/work_item.json"
+    ctx="$(printf '{"branch":"%s","work_item":"%s"}' "$branch" "$branch/repx/work_item.json")"
+    for step in "${STEP_ORDER[@]}"; do
+        if ! run_unit step "$step" "$ctx" "$branch/step-$step/out" "$branch/step-$step/repx"; then
+            note "branch $1 step $step failed"
+            return 1
+        fi
+    done
+}
+
+run_branches() { # COUNT  -> non-zero when any branch failed
+    local running=0 failed=0 i
+    for ((i = 0; i < $1; i++)); do
+        if ((running >= PARALLEL)); then
+            wait -n || failed=1
+            running=$((running - 1))
+        fi
+        run_branch "$i" &
+        running=$((running + 1))
+    done
+    while ((running > 0)); do
+        wait -n || failed=1
+        running=$((running - 1))
+    done
+    return "$failed"
+}
+
+# Also reads the count of work items and the step order, in the same jq call.
+write_manifest() { # -> sets COUNT and STEP_ORDER
+    local manifest="$JOB_ROOT/repx/worker_outs_manifest.json" order
+    COUNT="$(jq length "$WORK_ITEMS")" || COUNT=""
+    if [[ ! "$COUNT" =~ ^[0-9]+$ ]]; then
+        note "scatter wrote no readable work items at $WORK_ITEMS"
+        return 1
+    fi
+    jq --argjson n "$COUNT" --arg root "$JOB_ROOT" '
+      .sink as $sink
+      | [range(0; $n) as $i | .sink_outputs | with_entries(.value |= sub("^\\$out"; "\($root)/branch-\($i)/step-\($sink)/out"))]
+    ' "$SPEC_FILE" >"$manifest.tmp.$$"
+    mv -f "$manifest.tmp.$$" "$manifest"
+    order="$(jq -r '.step_order[]' "$SPEC_FILE")"
+    mapfile -t STEP_ORDER <<<"$order"
+}
+
+run_scatter_gather() {
+    local ctx
+    rm -rf "$JOB_ROOT/scatter" "$JOB_ROOT/gather" "$JOB_ROOT"/branch-*
+    ctx="$(printf '{"job_root":"%s"}' "$JOB_ROOT")"
+    if ! run_unit scatter "" "$ctx" "$JOB_ROOT/scatter/out" "$JOB_ROOT/scatter/repx"; then
+        note "scatter failed"
+        return 1
+    fi
+    WORK_ITEMS="$(jq -r --arg d "$JOB_ROOT/scatter/out" '.scatter.work_items | sub("^\\$out"; $d)' "$SPEC_FILE")"
+    write_manifest || return 1
+    note "scatter ok: $COUNT work items"
+    if ! run_branches "$COUNT"; then
+        note "a branch failed; gather not run"
+        return 1
+    fi
+    ctx="$(printf '{"job_root":"%s","manifest":"%s"}' "$JOB_ROOT" "$JOB_ROOT/repx/worker_outs_manifest.json")"
+    run_unit gather "" "$ctx" "$JOB_ROOT/out" "$JOB_ROOT/gather/repx" || return 1
+    note "gather ok"
+}
+
+# --- main -----------------------------------------------------------------------------------
+
+main() {
+    local rc=0
+    mkdir -p "$JOB_ROOT/repx" "$JOB_ROOT/out"
+    rm -f "$JOB_ROOT/repx/SUCCESS" "$JOB_ROOT/repx/FAIL" "$JOB_ROOT/repx/exit_code" "$JOB_ROOT/repx/cancelled"
+    cp "$SPEC_FILE" "$JOB_ROOT/repx/job-spec.json"
+    jq .params "$SPEC_FILE" >"$PARAMS_FILE"
+    trap on_exit EXIT
+    trap on_signal TERM INT
+    if [[ "$RUNTIME" == bwrap ]]; then
+        prepare_rootfs
+    fi
+    if [[ "$STAGE_TYPE" == scatter-gather ]]; then
+        find "$JOB_ROOT/out" -mindepth 1 -delete
+        run_scatter_gather || rc=$?
+        atomic_write "$JOB_ROOT/repx/exit_code" "$rc"
+        if [[ "$rc" == 0 ]]; then mark "$JOB_ROOT/repx" SUCCESS; else mark "$JOB_ROOT/repx" FAIL; fi
+    else
+        run_unit main "" '{}' "$JOB_ROOT/out" "$JOB_ROOT/repx" || rc=$?
+    fi
+    trap - TERM INT
+    if [[ "$rc" == 0 ]]; then complete ok; else complete fail; fi
+    return "$rc"
+}
+
+main

@@ -1,0 +1,140 @@
+"""The local scheduler: a detached agent on the target runs the DAG (remote/agent.sh).
+
+The client hands the agent a batch (job ids, their dependencies and job specs) in one round
+trip; the agent's state lives in files under <base>/agents/<lab_id>/, so a client that
+disconnects and comes back (or another client) can find it, read job states and cancel jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from repx_tui.backend.config import Target
+from repx_tui.backend.errors import SchedulerError
+from repx_tui.backend.events import EventSink, JobCancelled
+from repx_tui.backend.lab import Lab
+from repx_tui.backend.layout import RemoteLayout, safe_component
+from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines
+from repx_tui.backend.schedulers.deploy import DeployedHelpers
+from repx_tui.backend.schedulers.jobspec import build_spec, resolve_runtime
+from repx_tui.backend.transport.base import Transport
+
+AGENT_STATES = ("queued", "running", "succeeded", "failed", "blocked", "cancelled")
+
+
+def agent_dir(layout: RemoteLayout, lab_id: str) -> str:
+    return posixpath.join(layout.base, "agents", safe_component(lab_id, "lab id"))
+
+
+def build_dag(lab: Lab, layout: RemoteLayout, target: Target, order: Sequence[str],
+              execution_type: str | None) -> dict:
+    concurrency = target.local.local_concurrency if target.local else None
+    jobs = [
+        {
+            "id": job_id,
+            "deps": list(lab.job(job_id).dependencies),
+            "spec": build_spec(lab, job_id, layout, target, resolve_runtime(lab, job_id, target, "local", execution_type)),
+        }
+        for job_id in order
+    ]
+    return {"concurrency": concurrency, "jobs": jobs}
+
+
+async def submit_batch(
+    transport: Transport,
+    layout: RemoteLayout,
+    lab: Lab,
+    target: Target,
+    order: Sequence[str],
+    helpers: DeployedHelpers,
+    *,
+    execution_type: str | None,
+    emit: EventSink,
+) -> SubmitResult:
+    dag = build_dag(lab, layout, target, order, execution_type)
+    argv = [f"{helpers.tools_bin}/bash", helpers.agent, "submit", helpers.tools_bin, helpers.executor,
+            agent_dir(layout, lab.lab_id)]
+    result = await transport.run(argv, input=json.dumps(dag).encode(), check=False)
+    if not result.ok:
+        detail = (result.stderr.strip().splitlines() or [f"exit {result.exit_status}"])[-1]
+        raise SchedulerError(f"handing jobs to the agent on {target.name} failed: {detail}")
+    return parse_answer_lines(result.stdout, emit)
+
+
+@dataclass(frozen=True)
+class AgentJob:
+    job: str
+    state: str
+    reason: str = ""
+    pgid: int | None = None
+
+
+@dataclass
+class AgentInfo:
+    alive: bool
+    pid: int | None
+    jobs: dict[str, AgentJob] = field(default_factory=dict)
+
+
+_FIND_SCRIPT = r"""
+set -euo pipefail
+dir="$1"
+[ -d "$dir" ] || exit 0
+if [ -e "$dir/agent.lock" ] && ! flock -n "$dir/agent.lock" true; then
+    printf 'alive\t%s\n' "$(cat "$dir/agent.pid" 2>/dev/null || true)"
+fi
+for job in "$dir"/jobs/*/; do
+    [ -e "$job/state" ] || continue
+    printf 'job\t%s\t%s\t%s\t%s\n' "$(basename "$job")" "$(cat "$job/state")" \
+        "$(cat "$job/pgid" 2>/dev/null || true)" "$(head -n 1 "$job/reason" 2>/dev/null || true)"
+done
+"""
+
+
+async def find_agent(transport: Transport, layout: RemoteLayout, lab_id: str) -> AgentInfo:
+    """Is an agent serving this Lab on the target, and what are its jobs' states?"""
+    result = await transport.run_script(_FIND_SCRIPT, agent_dir(layout, lab_id))
+    info = AgentInfo(alive=False, pid=None)
+    for line in result.stdout.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "alive":
+            info.alive = True
+            info.pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        elif fields[0] == "job" and len(fields) >= 5:
+            info.jobs[fields[1]] = AgentJob(
+                job=fields[1], state=fields[2], pgid=int(fields[3]) if fields[3].isdigit() else None,
+                reason=fields[4],
+            )
+    return info
+
+
+async def cancel_jobs(
+    transport: Transport,
+    layout: RemoteLayout,
+    lab: Lab,
+    job_ids: Sequence[str] | None,
+    *,
+    emit: EventSink,
+) -> list[tuple[str, bool, str]]:
+    """Cancel some jobs (or every queued/running one when job_ids is None): a running job's
+    whole process group is signalled, a queued one never starts; its dependants get blocked."""
+    from repx_tui.backend.schedulers.deploy import deploy_helpers
+
+    helpers = await deploy_helpers(transport, layout, lab)
+    which = ["--all"] if job_ids is None else [safe_component(j, "job id") for j in job_ids]
+    argv = [f"{helpers.tools_bin}/bash", helpers.agent, "cancel", helpers.tools_bin,
+            agent_dir(layout, lab.lab_id), *which]
+    result = await transport.run(argv, check=False)
+    if not result.ok:
+        raise SchedulerError(f"cancelling on the agent failed: {result.stderr.strip() or result.exit_status}")
+    outcomes = []
+    for line in result.stdout.splitlines():
+        fields = line.split("\t")
+        ok = len(fields) > 1 and fields[1] == "cancelled"
+        detail = fields[2] if len(fields) > 2 else (fields[1] if len(fields) > 1 else "")
+        outcomes.append((fields[0], ok, detail))
+        emit(JobCancelled(job=fields[0], ok=ok, detail=detail))
+    return outcomes

@@ -1,0 +1,106 @@
+"""`repx-tui run RUN... --lab PATH --target NAME --headless [--resources F] [--scheduler S] [--json] [--wait]`
+
+Sync the Lab (host tools, Lab, images), then submit the jobs of the named runs (`@group` and
+job-id prefixes work too) with SLURM or the target's detached agent. Prints one line per
+event; with --json every line is a JSON event and the last line is
+{"submitted": [{"job", "slurm_id"}], "skipped": [{"job", "reason"}], "errors": [...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from repx_tui.backend.config import load_config
+from repx_tui.backend.errors import RepxError
+from repx_tui.backend.events import (
+    Event, JobSkipped, JobStateKind, JobSubmitted, Notice, PhaseDone, PhaseFailed, PhaseSkipped, PhaseStarted,
+)
+from repx_tui.backend.lab import Lab
+from repx_tui.backend.resources import load_resources
+from repx_tui.backend.schedulers import SubmitResult, submit
+from repx_tui.backend.session import TargetSession
+
+WAIT_POLL_SECONDS = 1.0
+
+
+def _human(event: Event) -> str | None:
+    if isinstance(event, PhaseStarted):
+        return f"{event.phase.value}: started {event.detail}".rstrip()
+    if isinstance(event, PhaseDone):
+        return f"{event.phase.value}: done in {event.seconds:.1f}s {event.detail}".rstrip()
+    if isinstance(event, PhaseSkipped):
+        return f"{event.phase.value}: skipped ({event.reason})"
+    if isinstance(event, PhaseFailed):
+        return f"{event.phase.value}: FAILED: {event.reason}"
+    if isinstance(event, JobSubmitted):
+        return f"submitted {event.job}" + (f" (slurm {event.slurm_id})" if event.slurm_id else "")
+    if isinstance(event, JobSkipped):
+        return f"skipped {event.job}: {event.reason}"
+    if isinstance(event, Notice):
+        return f"{event.level}: {event.message}"
+    return None
+
+
+def _printer(as_json: bool):
+    def emit(event: Event) -> None:
+        line = json.dumps(event.to_json()) if as_json else _human(event)
+        if line:
+            print(line, flush=True)
+
+    return emit
+
+
+async def main(args: argparse.Namespace) -> int:
+    config = load_config()
+    target = config.target(args.target)
+    scheduler = args.scheduler or target.scheduler(config.default_scheduler)
+    resources = load_resources(args.resources) if scheduler == "slurm" else None
+    lab = Lab.load(args.lab)
+    job_ids = lab.resolve(args.runs)
+    emit = _printer(args.json)
+    runs = sorted({lab.run_of(j) for j in job_ids})
+    async with TargetSession(target, emit) as session:
+        await session.sync(lab, runs=runs)
+        result = await submit(
+            session.transport, session.layout, lab, target, job_ids,
+            scheduler=scheduler, resources=resources, execution_type=args.execution_type, emit=emit,
+        )
+        failed = await _wait(session, lab, target, scheduler, job_ids) if args.wait else []
+    _summary(result, failed, args.json)
+    return 1 if result.errors or failed else 0
+
+
+def _summary(result: SubmitResult, failed: list[str], as_json: bool) -> None:
+    if as_json:
+        data = result.to_json()
+        if failed:
+            data["failed"] = failed
+        print(json.dumps(data), flush=True)
+        return
+    print(f"{len(result.submitted)} submitted, {len(result.skipped)} skipped, {len(result.errors)} not submitted")
+    for job, message in result.errors:
+        print(f"  {job}: {message}", file=sys.stderr)
+    for job in failed:
+        print(f"  failed: {job}", file=sys.stderr)
+
+
+async def _wait(session: TargetSession, lab: Lab, target, scheduler: str, job_ids: list[str]) -> list[str]:
+    """Poll job states until every job has finished or can never run; the failed/blocked ones."""
+    from repx_tui.backend.events import discard
+    from repx_tui.backend.status import StatusWatcher
+
+    watcher = StatusWatcher(session.transport, session.layout, lab, target, scheduler, discard)
+    done = {JobStateKind.BLOCKED}
+    while True:
+        try:
+            states = await watcher.poll_once()
+        except RepxError as exc:
+            print(f"warning: status poll failed: {exc}", file=sys.stderr)
+            states = {}
+        wanted = [states.get(j) for j in job_ids]
+        if wanted and all(s is not None and (s.state.finished or s.state in done) for s in wanted):
+            return [s.job for s in wanted if s and s.state != JobStateKind.SUCCEEDED]
+        await asyncio.sleep(WAIT_POLL_SECONDS)  # polling a remote target, not test synchronisation

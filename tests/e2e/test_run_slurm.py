@@ -1,0 +1,132 @@
+"""`repx-tui run --headless --scheduler slurm` over the real sshd onto the real single-node SLURM:
+the whole test Lab (simple, scatter-gather, inter-run, a group) runs to completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repx_tui.backend.lab import Lab
+from tests.helpers import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+import labgen  # noqa: E402
+
+pytestmark = [pytest.mark.slurm, pytest.mark.sshd]
+DEADLINE = 120
+
+
+@pytest.fixture
+def cluster(tmp_path, sshd_target, slurm_available):
+    base = tmp_path / "cluster-store"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\n'
+        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
+    )
+    resources = tmp_path / "resources.toml"
+    # rules come after the Lab's hints, so they win for every job
+    resources.write_text(
+        f'[defaults]\npartition = "{slurm_available["partition"]}"\ncpus-per-task = 1\ntime = "00:05:00"\n'
+        '[[rules]]\njob_id_glob = "*"\nmem = "100M"\ntime = "00:07:00"\nsbatch_opts = ["--comment=repx-e2e"]\n'
+        '[[rules]]\njob_id_glob = "*stage-D-*"\n[rules.worker_resources]\ncpus-per-task = 2\n'
+    )
+    submitted: list[str] = []
+
+    def run(lab_dir: Path, *runs: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-m", "repx_tui", "run", *runs, "--lab", str(lab_dir), "--target", "cluster",
+             "--resources", str(resources), "--headless", "--json"],
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+            env={**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        submitted.extend(s["slurm_id"] for s in answer["submitted"])
+        return answer
+
+    yield base, run, slurm_available
+    if submitted:
+        subprocess.run(["scancel", *submitted], capture_output=True)
+
+
+def scontrol(slurm_id: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "job", slurm_id], capture_output=True, text=True).stdout
+    return dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+
+
+def in_queue(slurm_ids: list[str]) -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(slurm_ids)], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def markers(base: Path, jobs) -> dict[str, str]:
+    found = {}
+    for job in jobs:
+        repx = base / "outputs" / job / "repx"
+        for name in ("SUCCESS", "FAIL"):
+            if (repx / name).exists():
+                found[job] = name
+    return found
+
+
+def test_whole_lab_runs_on_slurm_with_resolved_resources(cluster, tmp_path):
+    base, run, slurm = cluster
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
+    lab = Lab.load(lab_dir)
+
+    first = run(lab_dir, "@all")
+    ids = {s["job"]: s["slurm_id"] for s in first["submitted"]}
+    assert set(ids) == set(lab.jobs) and all(sid.isdigit() for sid in ids.values())
+    # running twice never duplicates work: everything is queued, running or done by now
+    again = run(lab_dir, "@all")
+    assert again["submitted"] == [] and {s["job"] for s in again["skipped"]} == set(lab.jobs)
+
+    (consumer, *_) = labgen.job_ids(lab_dir, "stage-C-consumer")
+    info = scontrol(ids[consumer])
+    assert info["JobName"] == consumer and info["Partition"] == slurm["partition"]
+    assert info["MinMemoryNode"] == "100M" and info["TimeLimit"] == "00:07:00"
+    assert info["Comment"] == "repx-e2e" and info["CPUs/Task"] == "1"
+    deps = lab.jobs[consumer].dependencies
+    assert all(ids[d] in info["Dependency"] for d in deps) or info["Dependency"] == "(null)"  # gone once satisfied
+    sg = labgen.job_ids(lab_dir, "stage-D-sum-squares")[0]
+    assert scontrol(ids[sg])["CPUs/Task"] == "2"  # the allocation fits a worker
+
+    wait_until(lambda: len(markers(base, lab.jobs)) == len(lab.jobs), timeout=DEADLINE, interval=0.5,
+               message="every job's marker")
+    assert set(markers(base, lab.jobs).values()) == {"SUCCESS"}
+    for job in labgen.job_ids(lab_dir, "stage-D-sum-squares"):
+        root = base / "outputs" / job
+        assert (root / "out" / "total.txt").read_text().strip() == "14"
+        assert (root / "gather" / "repx" / "SUCCESS").exists()
+        assert len(list(root.glob("branch-*/step-square/repx/SUCCESS"))) == 3
+    (report,) = labgen.job_ids(lab_dir, "stage-E-report")
+    assert "run simulation has 7 jobs" in (base / "outputs" / report / "out" / "report.txt").read_text()
+    assert list((base / "outputs" / consumer / "repx").glob("slurm-*.out"))
+
+    records = [json.loads(p.read_text()) for p in (base / "submissions" / lab.lab_id).glob("*.json")]
+    assert {"lab_id", "user", "host", "time", "jobs"} <= set(records[0])
+    assert any(r["jobs"] == ids for r in records) and all(r["user"] == "root" for r in records)
+
+
+def test_failed_job_gives_fail_and_its_dependants_never_run(cluster, tmp_path):
+    base, run, _ = cluster
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", fail_job="stage-C-consumer")
+    answer = run(lab_dir, "simulation")
+    ids = {s["job"]: s["slurm_id"] for s in answer["submitted"]}
+    failing = labgen.job_ids(lab_dir, "stage-C-consumer")
+    downstream = labgen.job_ids(lab_dir, "stage-D-sum-squares")
+
+    wait_until(lambda: set(markers(base, failing).values()) == {"FAIL"} and not in_queue([ids[j] for j in downstream]),
+               timeout=DEADLINE, interval=0.5, message="consumers failed and dependants left the queue")
+    for job in downstream:
+        assert scontrol(ids[job]).get("JobState") == "CANCELLED"  # --kill-on-invalid-dep
+        assert not (base / "outputs" / job / "repx" / "job-spec.json").exists()  # the executor never ran
+        assert job not in markers(base, downstream)
+    assert all((base / "outputs" / j / "repx" / "exit_code").read_text() == "3" for j in failing)
