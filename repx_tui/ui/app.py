@@ -1,0 +1,316 @@
+"""The Textual app: screens (Targets, Sync, Jobs as modes; Logs, Cancel, Help, menus pushed),
+fed only by backend events that the Controller forwards as messages."""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from functools import partial
+from typing import Callable, Sequence
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from repx_tui.backend.config import Config
+from repx_tui.backend.events import (
+    ConnectionState,
+    JobCancelled,
+    JobsChanged,
+    LayerProgress,
+    LogChunk,
+    Notice,
+    Phase,
+    PhaseDone,
+    PhaseFailed,
+    PhaseProgress,
+    PhaseSkipped,
+    PhaseStarted,
+    TargetHealth,
+)
+from repx_tui.ui.controller import BackendEventMessage, BackendFailed, Controller, LabLoaded, TaskDone
+from repx_tui.ui.model import JobsModel, SyncModel, TargetsModel
+from repx_tui.ui.screens.cancel import CancelScreen
+from repx_tui.ui.screens.help import HelpScreen
+from repx_tui.ui.screens.jobs import JobsScreen
+from repx_tui.ui.screens.logs import LogsScreen
+from repx_tui.ui.screens.sync import SyncScreen
+from repx_tui.ui.screens.targets import TargetsScreen
+from repx_tui.ui.widgets.menu import KeyMenu
+
+SYNC_EVENTS = (PhaseStarted, PhaseProgress, PhaseDone, PhaseSkipped, PhaseFailed, LayerProgress)
+
+
+class RepxCommands(Provider):
+    """Command palette entries (Ctrl+P) for every screen and action."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app: RepxApp = self.app  # type: ignore[assignment]
+        return [
+            ("Go to Targets", "target list with health checks", partial(app.switch_mode, "targets")),
+            ("Go to Sync", "sync phases and image layers", partial(app.switch_mode, "sync")),
+            ("Go to Jobs", "the live job table", partial(app.switch_mode, "jobs")),
+            ("Re-check targets", "run every target's health checks again", app.check_targets),
+            ("Cancel selected jobs", "with confirmation, dependants included", app.cancel_selected),
+            ("Show keys", "every key binding", app.action_help),
+            ("Quit", "leave repx-tui", app.exit),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class RepxApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "repx-tui"
+    MODES = {"targets": TargetsScreen, "sync": SyncScreen, "jobs": JobsScreen}
+    COMMANDS = App.COMMANDS | {RepxCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("1", "switch_mode('targets')", "Targets", show=False),
+        Binding("2", "switch_mode('sync')", "Sync", show=False),
+        Binding("3", "switch_mode('jobs')", "Jobs", show=False),
+        Binding("ctrl+p", "command_palette", "Commands", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        lab_path: str | None = None,
+        target: str | None = None,
+        runs: Sequence[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        autostart: bool = True,
+    ) -> None:
+        super().__init__()
+        self.controller = Controller(self, config)
+        self.lab_path = lab_path
+        self.initial_target = target
+        self.runs = list(runs or [])
+        self.autostart = autostart  # tests that feed events by hand turn the backend off
+        self.jobs_model = JobsModel()
+        self.sync_model = SyncModel(clock=clock)
+        self.targets_model = TargetsModel(names=list(config.targets))
+        self._last_stale_error: str | None = None
+
+    # --- startup ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self.initial_target:
+            self.controller.pick_target(self.initial_target)
+        if self.runs and self.initial_target:
+            self.switch_mode("sync")
+        elif self.initial_target and self.lab_path:
+            self.switch_mode("jobs")
+        else:
+            self.switch_mode("targets")
+        if not self.autostart:
+            return
+        if self.current_mode == "targets":
+            self.check_targets()
+        if self.lab_path:
+            self.controller.load_lab(self.lab_path)
+
+    def on_lab_loaded(self, message: LabLoaded) -> None:
+        self.jobs_model.load_lab(message.lab)
+        self._jobs_screen_call(lambda s: s.relayout())
+        if self.controller.target is None or not self.autostart:
+            return
+        if self.runs:
+            self.controller.run(self.runs)
+        else:
+            self.controller.watch_status()
+
+    def check_targets(self) -> None:
+        names = list(self.controller.config.targets)
+        self.targets_model.checking = set(names)
+        screen = self._screen_of(TargetsScreen)
+        if screen:
+            screen.show_checking(names)
+        self.controller.check_targets(names)
+
+    def pick_target(self, name: str) -> None:
+        self.controller.pick_target(name)
+        self.sub_title = f"target: {name}"
+        if self.controller.lab is None and not self.lab_path:
+            self.notify("No Lab open: start with  repx-tui --lab PATH", title=f"target {name}", severity="warning")
+            return
+        self.switch_mode("jobs")
+        if self.controller.lab is not None and self.autostart:
+            self.controller.watch_status()
+
+    # --- backend events ---------------------------------------------------------------
+
+    def on_backend_event_message(self, message: BackendEventMessage) -> None:
+        event = message.event
+        if isinstance(event, SYNC_EVENTS):
+            self._on_sync(event)
+        elif isinstance(event, JobsChanged):
+            self._on_jobs(event)
+        elif isinstance(event, TargetHealth):
+            self.targets_model.health[event.target] = event
+            self.targets_model.checking.discard(event.target)
+            screen = self._screen_of(TargetsScreen)
+            if screen:
+                screen.show_health(event)
+        elif isinstance(event, JobCancelled):
+            if isinstance(self.screen, CancelScreen):
+                self.screen.show_outcome(event)
+        elif isinstance(event, LogChunk):
+            for screen in self.screen_stack:
+                if isinstance(screen, LogsScreen) and screen.job_id == event.job:
+                    screen.add_chunk(event.stream, event.text)
+        elif isinstance(event, ConnectionState):
+            self.sub_title = f"{event.target}: {event.state}"
+            if event.state in ("lost", "reconnecting"):
+                self.notify(f"{event.target}: connection {event.state} {event.detail}".strip(), severity="warning")
+        elif isinstance(event, Notice):
+            severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
+            self.notify(event.message, severity=severity)
+
+    def _on_sync(self, event) -> None:
+        self.sync_model.apply(event)
+        screen = self._screen_of(SyncScreen)
+        if screen:
+            screen.apply(event)
+        if isinstance(event, PhaseFailed):
+            message = event.reason + (f"\nhint: {event.hint}" if event.hint else "")
+            self.notify(message, title=f"{event.phase.value} failed", severity="error", timeout=15)
+        if isinstance(event, (PhaseDone, PhaseSkipped)) and event.phase == Phase.SUBMIT:
+            self.switch_mode("jobs")
+
+    def _on_jobs(self, event: JobsChanged) -> None:
+        changed, runs = self.jobs_model.apply(event)
+        self._jobs_screen_call(lambda s: s.apply_changes(changed, runs))
+        if event.error and event.error != self._last_stale_error:
+            self.notify(event.error, title="status is stale", severity="warning")
+        self._last_stale_error = event.error
+
+    def on_backend_failed(self, message: BackendFailed) -> None:
+        error = message.error
+        text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+        self.notify(text, title=f"{message.task} failed", severity="error", timeout=20)
+
+    def on_task_done(self, message: TaskDone) -> None:
+        if message.task == "run" and self.current_mode == "sync":
+            self.switch_mode("jobs")
+
+    async def action_quit(self) -> None:
+        """Stop the backend tasks and close the target connection, then leave."""
+        self.workers.cancel_all()
+        try:
+            await self.controller.close()
+        except Exception:  # a dead connection must not keep the user from quitting
+            pass
+        self.exit()
+
+    # --- actions used by the screens --------------------------------------------------
+
+    def _screen_of(self, kind: type):
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, kind) and screen.is_mounted:
+                    return screen
+        return None
+
+    def _jobs_screen_call(self, fn: Callable[[JobsScreen], None]) -> None:
+        screen = self._screen_of(JobsScreen)
+        if screen:
+            fn(screen)
+
+    def cancel_selected(self) -> None:
+        screen = self._screen_of(JobsScreen)
+        self.confirm_cancel(screen.chosen_jobs() if screen else [])
+
+    def confirm_cancel(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            self.notify("Nothing to cancel: move to a job or mark some with x", severity="warning")
+            return
+
+        def done(confirmed: bool | None) -> None:
+            screen = self._screen_of(JobsScreen)
+            if confirmed and screen:
+                screen.action_clear_marks()
+
+        self.push_screen(CancelScreen(job_ids, self.jobs_model), done)
+
+    def cancel_jobs(self, job_ids: list[str]) -> None:
+        if self.autostart:
+            self.controller.cancel(job_ids)
+
+    def open_logs(self, job_id: str, stream: str = "stdout") -> None:
+        self.push_screen(LogsScreen(job_id, stream))
+
+    def start_log(self, job_id: str, stream: str) -> None:
+        if self.autostart:
+            self.controller.follow_log(job_id, stream)
+
+    def stop_log(self) -> None:
+        self.controller.stop("logs")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_menu(self) -> None:
+        entries = [
+            ("c", "Cancel selected", "cancel"),
+            ("l", "Logs (stdout)", "logs"),
+            ("e", "Logs (stderr)", "stderr"),
+            ("y", "Copy output path", "yank"),
+            ("m", "Mark / unmark", "mark"),
+        ]
+        self.push_screen(KeyMenu("Actions", entries), self._menu_chosen)
+
+    def go_menu(self) -> None:
+        entries = [
+            ("g", "Top", "top"),
+            ("e", "End", "end"),
+            ("l", "Logs", "logs"),
+            ("t", "Targets", "targets"),
+            ("s", "Sync", "sync"),
+            ("j", "Jobs", "jobs"),
+        ]
+        self.push_screen(KeyMenu("Go to", entries), self._menu_chosen)
+
+    def _menu_chosen(self, action: str | None) -> None:
+        jobs = self._screen_of(JobsScreen)
+        if action is None:
+            return
+        if action in ("targets", "sync", "jobs"):
+            self.switch_mode(action)
+        elif jobs is None:
+            return
+        elif action == "cancel":
+            jobs.action_cancel()
+        elif action in ("logs", "stderr"):
+            key = jobs.cursor_key()
+            if key and key in self.jobs_model.jobs:
+                self.open_logs(key, "stderr" if action == "stderr" else "stdout")
+        elif action == "yank":
+            self._yank(jobs.chosen_jobs())
+        elif action == "mark":
+            jobs.action_toggle_mark()
+        elif action == "top":
+            jobs.action_go_top()
+        elif action == "end":
+            jobs.action_go_end()
+
+    def _yank(self, job_ids: list[str]) -> None:
+        target = self.controller.target
+        if not job_ids or target is None:
+            self.notify("Pick a target and a job first", severity="warning")
+            return
+        paths = [posixpath.join(target.base_path, "outputs", j, "out") for j in job_ids]
+        self.copy_to_clipboard("\n".join(paths))
+        self.notify(f"copied {paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else ""))

@@ -1,0 +1,207 @@
+"""The only glue between the Textual app and the backend.
+
+Backend coroutines run in Textual workers (never on the UI thread's critical path); each backend
+event is forwarded into the app as a `BackendEventMessage`, so the screens — and Pilot tests via
+`message_hook` — see exactly the event stream the headless CLI sees. Failures become
+`BackendFailed` messages (shown as notifications), never tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+
+from textual.message import Message
+from textual.worker import Worker
+
+from repx_tui.backend.config import Config, Target
+from repx_tui.backend.errors import RepxError
+from repx_tui.backend.events import Event
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+
+class BackendEventMessage(Message):
+    """One backend event, unchanged."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class BackendFailed(Message):
+    """A backend task ended with an error a user can read."""
+
+    def __init__(self, task: str, error: RepxError) -> None:
+        super().__init__()
+        self.task = task
+        self.error = error
+
+
+class LabLoaded(Message):
+    def __init__(self, lab: Any, path: str) -> None:
+        super().__init__()
+        self.lab = lab
+        self.path = path
+
+
+class TaskDone(Message):
+    """A backend task finished without error (e.g. "run" after sync + submit)."""
+
+    def __init__(self, task: str, result: Any = None) -> None:
+        super().__init__()
+        self.task = task
+        self.result = result
+
+
+class Controller:
+    """Starts backend work for the app and turns its events into Textual messages."""
+
+    def __init__(self, app: "App", config: Config) -> None:
+        self.app = app
+        self.config = config
+        self.lab: Any = None
+        self.lab_path: str | None = None
+        self.target: Target | None = None
+        self.watcher: Any = None  # the running StatusWatcher, so a cancel can ask for a poll
+        self._session: Any = None
+
+    # --- event plumbing ---------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """The EventSink handed to the backend. post_message is thread-safe."""
+        self.app.post_message(BackendEventMessage(event))
+
+    feed = emit  # tests and demos push constructed events through the same path
+
+    def _start(self, task: str, make: Callable[[], Awaitable[Any]], group: str | None = None) -> Worker:
+        return self.app.run_worker(
+            self._guarded(task, make), name=task, group=group or task, exclusive=True, exit_on_error=False
+        )
+
+    async def _guarded(self, task: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            result = await make()
+        except asyncio.CancelledError:
+            raise
+        except RepxError as exc:
+            self.app.post_message(BackendFailed(task, exc))
+            return None
+        except Exception as exc:  # an unexpected bug still must not paint a traceback
+            self.app.post_message(BackendFailed(task, RepxError(f"{task} failed: {type(exc).__name__}: {exc}")))
+            return None
+        self.app.post_message(TaskDone(task, result))
+        return result
+
+    # --- operations -------------------------------------------------------------------
+
+    def pick_target(self, name: str) -> Target:
+        self.target = self.config.target(name)
+        return self.target
+
+    def check_targets(self, names: Sequence[str] | None = None) -> Worker:
+        from repx_tui.backend.health import check_targets
+
+        targets = [self.config.targets[n] for n in (names or list(self.config.targets))]
+        return self._start("health", lambda: check_targets(targets, self.emit))
+
+    def load_lab(self, path: str) -> Worker:
+        async def load() -> Any:
+            from repx_tui.backend.lab import Lab
+
+            lab = await asyncio.to_thread(Lab.load, Path(path))
+            self.lab, self.lab_path = lab, path
+            self.app.post_message(LabLoaded(lab, path))
+            return lab
+
+        return self._start("lab", load)
+
+    async def session(self) -> Any:
+        """One connection per target for the whole app session, shared by every task."""
+        from repx_tui.backend.session import TargetSession
+
+        _lab, target = self._require()
+        if self._session is None or self._session.target != target:
+            if self._session is not None:
+                await self._session.close()
+            self._session = TargetSession(target, self.emit)
+        return await self._session.connect()
+
+    @property
+    def scheduler(self) -> str:
+        _lab, target = self._require()
+        return target.scheduler(self.config.default_scheduler)
+
+    def run(self, runs: Sequence[str], watch: bool = True, **options: Any) -> Worker:
+        """Sync the Lab to the target, submit the runs, then (optionally) watch their states."""
+
+        async def go() -> Any:
+            from repx_tui.backend.schedulers import submit
+
+            lab, target = self._require()
+            job_ids = lab.resolve(list(runs))
+            session = await self.session()
+            await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+            result = await submit(
+                session.transport, session.layout, lab, target, job_ids,
+                scheduler=self.scheduler, emit=self.emit, **options,
+            )  # fmt: skip
+            for job, message in result.errors:
+                self.app.post_message(BackendFailed("submit", RepxError(f"{job}: {message}")))
+            if watch:
+                self.watch_status()
+            return result
+
+        return self._start("run", go)
+
+    def watch_status(self) -> Worker:
+        async def go() -> None:
+            from repx_tui.backend.status import StatusWatcher
+
+            lab, target = self._require()
+            session = await self.session()
+            self.watcher = StatusWatcher(session.transport, session.layout, lab, target, self.scheduler, self.emit)
+            await self.watcher.watch()
+
+        return self._start("status", go)
+
+    def cancel(self, job_ids: Sequence[str]) -> Worker:
+        async def go() -> Any:
+            from repx_tui.backend.cancel import cancel_jobs
+
+            lab, target = self._require()
+            session = await self.session()
+            report = await cancel_jobs(
+                session.transport, session.layout, lab, target, self.scheduler, list(job_ids), self.emit
+            )
+            if self.watcher is not None:
+                self.watcher.refresh_soon()
+            return report
+
+        return self._start("cancel", go)
+
+    def follow_log(self, job_id: str, stream: str = "stdout") -> Worker:
+        async def go() -> None:
+            from repx_tui.backend.logs import LogFollower
+
+            session = await self.session()
+            await LogFollower(session.transport, session.layout, job_id, stream, emit=self.emit).follow()
+
+        return self._start("logs", go)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def stop(self, group: str) -> None:
+        self.app.workers.cancel_group(self.app, group)
+
+    def _require(self) -> tuple[Any, Target]:
+        if self.target is None:
+            raise RepxError("no target chosen", hint="pick one on the Targets screen (key 1)")
+        if self.lab is None:
+            raise RepxError("no Lab loaded", hint="start with: repx-tui --lab PATH")
+        return self.lab, self.target

@@ -1,0 +1,189 @@
+"""The UI's view of the world, fed only by backend events. No widgets here, so it is easy to test."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+from repx_tui.backend.events import (
+    JobsChanged,
+    JobState,
+    JobStateKind,
+    LayerAction,
+    LayerProgress,
+    Phase,
+    PhaseDone,
+    PhaseFailed,
+    PhaseProgress,
+    PhaseSkipped,
+    PhaseStarted,
+    TargetHealth,
+)
+
+
+@dataclass
+class JobInfo:
+    """Static facts about a job (from the Lab) plus its latest state (from status events)."""
+
+    id: str
+    name: str
+    run: str
+    stage: str
+    order: int
+    state: JobState
+
+
+class JobsModel:
+    """Jobs keyed by id. `apply` returns the ids whose row must be redrawn."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobInfo] = {}
+        self.runs: dict[str, list[str]] = {}  # run -> job ids, Lab order
+        self.counts: dict[str, Counter[JobStateKind]] = {}
+        self.dependants: Callable[[str], Iterable[str]] = lambda _job: ()
+        self.stale_since: float | None = None
+        self.error: str | None = None
+
+    def add_job(self, job_id: str, name: str, run: str, stage: str) -> None:
+        if job_id in self.jobs:
+            return
+        state = JobState(job=job_id, run=run, state=JobStateKind.UNKNOWN)
+        self.jobs[job_id] = JobInfo(job_id, name, run, stage, len(self.jobs), state)
+        self.runs.setdefault(run, []).append(job_id)
+        self.counts.setdefault(run, Counter())[JobStateKind.UNKNOWN] += 1
+
+    def load_lab(self, lab) -> None:
+        """Take job names, runs and stages from a loaded Lab (any object with the Lab API)."""
+        for job_id, job in lab.jobs.items():
+            run = lab.run_of(job_id) if hasattr(lab, "run_of") else getattr(job, "run", "")
+            self.add_job(job_id, getattr(job, "name", job_id), run or "", getattr(job, "stage_type", "") or "")
+        if hasattr(lab, "dependants"):
+            self.dependants = lab.dependants
+
+    def apply(self, event: JobsChanged) -> tuple[set[str], set[str]]:
+        """Fold one status event in. Returns (changed job ids, runs whose roll-up changed)."""
+        changed: set[str] = set()
+        runs: set[str] = set()
+        self.stale_since = event.stale_since
+        self.error = event.error
+        for state in event.changed:
+            info = self.jobs.get(state.job)
+            if info is None:
+                self.add_job(state.job, state.job, state.run, "")
+                info = self.jobs[state.job]
+            old = info.state.state
+            info.state = state if state.run else replace(state, run=info.run)
+            if old != state.state:
+                self.counts[info.run][old] -= 1
+                self.counts[info.run][state.state] += 1
+                runs.add(info.run)
+            changed.add(state.job)
+        for job_id in event.removed:
+            info = self.jobs.get(job_id)
+            if info is not None and info.state.state != JobStateKind.UNKNOWN:
+                self.counts[info.run][info.state.state] -= 1
+                self.counts[info.run][JobStateKind.UNKNOWN] += 1
+                info.state = JobState(job=job_id, run=info.run, state=JobStateKind.UNKNOWN)
+                changed.add(job_id)
+                runs.add(info.run)
+        return changed, runs
+
+    def with_dependants(self, job_ids: Iterable[str]) -> list[str]:
+        """The jobs plus everything downstream of them, in Lab order."""
+        wanted: set[str] = set()
+        todo = list(job_ids)
+        while todo:
+            job_id = todo.pop()
+            if job_id in wanted:
+                continue
+            wanted.add(job_id)
+            todo.extend(self.dependants(job_id))
+        return sorted(wanted, key=lambda j: self.jobs[j].order if j in self.jobs else 1 << 30)
+
+
+@dataclass
+class LayerRow:
+    image: str
+    digest: str
+    size: int
+    sent: int = 0
+    action: LayerAction = LayerAction.PENDING
+    done: bool = False
+    started_at: float | None = None
+    rate: float | None = None
+
+
+@dataclass
+class PhaseRow:
+    phase: Phase
+    state: str = "waiting"  # waiting | running | done | skipped | failed
+    detail: str = ""
+    bytes_done: int = 0
+    total_bytes: int | None = None
+    rate: float | None = None
+    seconds: float | None = None
+    hint: str | None = None
+
+
+@dataclass
+class SyncModel:
+    phases: dict[Phase, PhaseRow] = field(default_factory=lambda: {p: PhaseRow(p) for p in Phase})
+    layers: dict[tuple[str, str], LayerRow] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def apply(self, event) -> None:
+        if isinstance(event, LayerProgress):
+            self._layer(event)
+            return
+        row = self.phases[event.phase]
+        if isinstance(event, PhaseStarted):
+            row.state, row.detail, row.total_bytes = "running", event.detail, event.total_bytes
+        elif isinstance(event, PhaseProgress):
+            row.state, row.bytes_done, row.rate = "running", event.bytes_done, event.rate
+            row.total_bytes = event.total_bytes or row.total_bytes
+            row.detail = event.detail or row.detail
+        elif isinstance(event, PhaseDone):
+            row.state, row.seconds = "done", event.seconds
+            row.bytes_done = event.bytes_sent or row.bytes_done
+            row.detail = event.detail or row.detail
+        elif isinstance(event, PhaseSkipped):
+            row.state, row.detail = "skipped", event.reason
+        elif isinstance(event, PhaseFailed):
+            row.state, row.detail, row.hint = "failed", event.reason, event.hint
+
+    def _layer(self, event: LayerProgress) -> None:
+        key = (event.image, event.digest)
+        row = self.layers.get(key)
+        now = self.clock()
+        if row is None:
+            row = self.layers[key] = LayerRow(event.image, event.digest, event.size)
+        if event.action == LayerAction.TRANSFERRED and row.started_at is None:
+            row.started_at = now
+        if row.started_at is not None and now > row.started_at and event.sent:
+            row.rate = event.sent / (now - row.started_at)
+        row.size, row.sent, row.action, row.done = event.size, event.sent, event.action, event.done
+
+    def totals(self) -> dict[str, int]:
+        """Bytes sent vs reused vs copied on the node, over all layers."""
+        out = {"sent": 0, "reused": 0, "node_local": 0, "layers": len(self.layers)}
+        seen: set[str] = set()
+        for row in self.layers.values():
+            if row.digest in seen:  # a layer shared by two images counts once
+                continue
+            seen.add(row.digest)
+            if row.action == LayerAction.TRANSFERRED:
+                out["sent"] += row.sent
+            elif row.action == LayerAction.REUSED:
+                out["reused"] += row.size
+            elif row.action == LayerAction.NODE_LOCAL:
+                out["node_local"] += row.size
+        return out
+
+
+@dataclass
+class TargetsModel:
+    names: list[str] = field(default_factory=list)
+    health: dict[str, TargetHealth] = field(default_factory=dict)
+    checking: set[str] = field(default_factory=set)

@@ -1,0 +1,61 @@
+"""`?`: every key of the app and of the screen underneath, generated from the bindings."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+# Keys handled by widgets rather than bindings, listed so the help is complete.
+EXTRA_KEYS = {
+    "Jobs": [("enter", "open the logs of the job (on a run row: fold it)"), ("↑/↓ PgUp/PgDn", "move")],
+    "Targets": [("↑/↓", "move")],
+}
+MENU_KEYS = {
+    "Space menu (Jobs)": [("c", "cancel selected"), ("l", "logs (stdout)"), ("e", "logs (stderr)"), ("y", "copy output path"), ("m", "mark/unmark row")],
+    "g menu": [("g", "top"), ("e", "end"), ("l", "logs"), ("t", "Targets screen"), ("s", "Sync screen"), ("j", "Jobs screen")],
+}
+
+
+def _pretty(key: str) -> str:
+    names = {"slash": "/", "percent_sign": "%", "period": ".", "question_mark": "?", "space": "Space"}
+    return ", ".join(names.get(k, k) for k in key.split(","))
+
+
+def bindings_table(title: str, bindings, extra=()) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    seen = set()
+    for b in bindings:
+        b = b if isinstance(b, Binding) else Binding(*b)
+        if (b.key, b.action) in seen:
+            continue
+        seen.add((b.key, b.action))
+        table.add_row(_pretty(b.key), b.description or b.action)
+    for key, text in extra:
+        table.add_row(key, text)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        name = getattr(self.under, "HELP_TITLE", type(self.under).__name__.removesuffix("Screen"))
+        with VerticalScroll(id="help-box", classes="dialog"):
+            yield Static("[b]Keys[/b]   (Esc closes)", classes="title")
+            yield Static(bindings_table(f"{name} screen", self.under.BINDINGS, EXTRA_KEYS.get(name, ())))
+            for title, keys in MENU_KEYS.items():
+                yield Static(bindings_table(title, [], keys))
+            yield Static(bindings_table("Everywhere", self.app.BINDINGS))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

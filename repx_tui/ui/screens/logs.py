@@ -1,0 +1,201 @@
+"""Logs: follow a job's stdout or stderr; scrolling up pauses follow, End resumes it."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, RichLog, Static
+
+from repx_tui.ui import format as fmt
+
+MAX_LINES = 20_000
+
+
+class LogView(RichLog):
+    """A RichLog that tells its screen when the user scrolls away from the bottom."""
+
+    def _user_scrolled(self) -> None:
+        if self.scroll_offset.y < self.max_scroll_y:
+            self.screen.pause_follow()
+
+    def on_mouse_scroll_up(self, _event: events.MouseScrollUp) -> None:
+        self.call_after_refresh(self._user_scrolled)
+
+    # The scroll bindings of ScrollView: anything that moves up leaves follow mode.
+    def action_scroll_up(self) -> None:
+        self.screen.pause_follow()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.screen.pause_follow()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.screen.pause_follow()
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.screen.action_follow()
+
+
+class LogsScreen(Screen):
+    AUTO_FOCUS = "#log"
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("o", "switch_stream", "stdout/stderr"),
+        Binding("s", "switch_stream", "stdout/stderr", show=False),
+        Binding("w", "toggle_wrap", "Wrap"),
+        Binding("slash", "search", "Search"),
+        Binding("n", "next_match(1)", "Next", show=False),
+        Binding("N", "next_match(-1)", "Prev", show=False),
+        Binding("end", "follow", "Follow"),
+        Binding("G", "follow", "Follow", show=False),
+        Binding("k", "scroll(-1)", "Up (pauses follow)", show=False),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("g", "top", "Top (pauses follow)", show=False),
+    ]
+
+    def __init__(self, job_id: str, stream: str = "stdout") -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.stream = stream
+        self.following = True
+        self.wrap = False
+        self.search_term = ""
+        self.match_line: int | None = None
+        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="log-status", classes="title")
+        yield LogView(id="log", max_lines=MAX_LINES, wrap=False, auto_scroll=True, min_width=20)
+        yield Input(placeholder="search (Enter: find, Esc: close)", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).display = False
+        self._update_status()
+        self.app.start_log(self.job_id, self.stream)
+
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one(LogView)
+
+    # --- incoming text ----------------------------------------------------------------
+
+    def add_chunk(self, stream: str, text: str) -> None:
+        """Append a LogChunk's text; complete lines only, the tail waits for its newline."""
+        pending = self._partial[stream] + text
+        *complete, self._partial[stream] = pending.split("\n")
+        self.lines[stream].extend(complete)
+        del self.lines[stream][:-MAX_LINES]
+        if stream == self.stream and self.is_mounted:
+            for line in complete:
+                self.log_view.write(self._render_line(line), scroll_end=self.following)
+
+    def _render_line(self, line: str) -> Text:
+        text = Text(line)
+        if self.search_term:
+            text.highlight_words([self.search_term], style="black on yellow", case_sensitive=False)
+        return text
+
+    def _repaint(self) -> None:
+        view = self.log_view
+        view.clear()
+        view.wrap = self.wrap
+        view.auto_scroll = self.following
+        for line in self.lines[self.stream]:
+            view.write(self._render_line(line), scroll_end=False)
+        if self.following:
+            view.scroll_end(animate=False)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        mode = Text(" FOLLOWING ", style="bold black on green") if self.following else Text(" PAUSED ", style="bold black on yellow")
+        text = Text.assemble(Text(f"{fmt.short_id(self.job_id)} ", style="bold"), Text(f"[{self.stream}] ", style="cyan"), mode)
+        text.append(f"  wrap {'on' if self.wrap else 'off'}  {len(self.lines[self.stream])} lines")
+        if self.search_term:
+            text.append(f"  search: {self.search_term!r}")
+        self.query_one("#log-status", Static).update(text)
+
+    # --- follow -----------------------------------------------------------------------
+
+    def pause_follow(self) -> None:
+        if self.following:
+            self.following = False
+            self.log_view.auto_scroll = False
+            self._update_status()
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.log_view.auto_scroll = True
+        self.log_view.scroll_end(animate=False)
+        self._update_status()
+
+    def action_scroll(self, step: int) -> None:
+        if step < 0:
+            self.pause_follow()
+        self.log_view.scroll_relative(y=step, animate=False)
+
+    def action_top(self) -> None:
+        self.pause_follow()
+        self.log_view.scroll_home(animate=False)
+
+    # --- stream, wrap, search ---------------------------------------------------------
+
+    def action_switch_stream(self) -> None:
+        self.stream = "stderr" if self.stream == "stdout" else "stdout"
+        self.lines[self.stream].clear()
+        self._partial[self.stream] = ""
+        self._repaint()
+        self.app.start_log(self.job_id, self.stream)
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+        self._repaint()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.search_term = event.value.strip()
+        event.input.display = False
+        self.log_view.focus()
+        self.match_line = None
+        self._repaint()
+        if self.search_term:
+            self.action_next_match(1)
+
+    def on_key(self, event: events.Key) -> None:
+        box = self.query_one("#search", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.display = False
+            self.log_view.focus()
+
+    def action_next_match(self, step: int) -> None:
+        if not self.search_term:
+            return
+        lines = self.lines[self.stream]
+        needle = self.search_term.lower()
+        start = self.match_line if self.match_line is not None else (len(lines) - 1 if step < 0 else -1)
+        for n in range(1, len(lines) + 1):
+            index = (start + step * n) % len(lines)
+            if needle in lines[index].lower():
+                self.match_line = index
+                self.pause_follow()
+                # wrapped lines make line numbers inexact; good enough to land near the match
+                self.log_view.scroll_to(y=index, animate=False)
+                self._update_status()
+                return
+        self.notify(f"no match for {self.search_term!r}", severity="warning")
+
+    def action_close(self) -> None:
+        self.app.stop_log()
+        self.app.pop_screen()

@@ -1,0 +1,153 @@
+"""Sync: the four phases with state and timing, one row per image layer with its own bar."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from repx_tui.backend.events import LayerAction, LayerProgress
+from repx_tui.ui import format as fmt
+from repx_tui.ui.model import LayerRow, PhaseRow, SyncModel
+
+PHASE_STYLE = {
+    "waiting": "grey50",
+    "running": "bold cyan",
+    "done": "bold green",
+    "skipped": "yellow",
+    "failed": "bold red",
+}
+PHASE_GLYPH = {"waiting": "·", "running": "▶", "done": "✓", "skipped": "↷", "failed": "✗"}
+
+
+class SyncScreen(Screen):
+    AUTO_FOCUS = "#layers"
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("f", "cycle_layer_filter", "Layers: all/sent/reused"),
+    ]
+    LAYER_FILTERS = ("all", "transferred", "reused", "node-local")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer_filter = "all"
+
+    def compose(self) -> ComposeResult:
+        yield Static("Sync", id="title", classes="title")
+        yield DataTable(id="phases", cursor_type="none", show_cursor=False)
+        yield Static("", id="totals", classes="panel")
+        yield DataTable(id="layers", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    @property
+    def model(self) -> SyncModel:
+        return self.app.sync_model
+
+    def on_mount(self) -> None:
+        phases = self.query_one("#phases", DataTable)
+        for key, label in (("phase", "phase"), ("state", "state"), ("progress", "progress"), ("time", "time"), ("detail", "detail")):
+            phases.add_column(label, key=key)
+        for row in self.model.phases.values():
+            phases.add_row(*self._phase_cells(row), key=row.phase.value)
+        layers = self.query_one("#layers", DataTable)
+        for key in ("mark", "layer", "image", "bar", "size", "rate"):
+            layers.add_column(key, key=key)
+        self.refresh_all_layers()
+        self._update_totals()
+
+    def _phase_cells(self, row: PhaseRow) -> list:
+        state = Text(f"{PHASE_GLYPH[row.state]} {row.state}", style=PHASE_STYLE[row.state])
+        if row.total_bytes:
+            progress = fmt.bar(row.bytes_done, row.total_bytes, 16)
+            progress.append(f" {fmt.size(row.bytes_done)}/{fmt.size(row.total_bytes)} {fmt.rate(row.rate)}")
+        elif row.bytes_done:
+            progress = Text(fmt.size(row.bytes_done))
+        else:
+            progress = Text("")
+        detail = Text(row.detail)
+        if row.hint:
+            detail.append(f"  hint: {row.hint}", style="bold")
+        return [Text(row.phase.value, style="bold"), state, progress, fmt.duration(row.seconds), detail]
+
+    def _layer_cells(self, row: LayerRow) -> list:
+        label, style = fmt.LAYER_MARK[row.action]
+        if row.action == LayerAction.TRANSFERRED:
+            bar = fmt.bar(row.sent, row.size, 20, "yellow" if not row.done else "green")
+        elif row.action == LayerAction.PENDING:
+            bar = fmt.bar(0, row.size, 20)
+        else:  # nothing crossed the network: a full bar in the mark's colour
+            bar = fmt.bar(row.size, row.size, 20, style.replace("bold ", ""))
+        return [
+            Text(label, style=style),
+            row.digest[:12],
+            fmt.short_id(row.image),
+            bar,
+            fmt.size(row.size),
+            fmt.rate(row.rate) if row.action == LayerAction.TRANSFERRED else "",
+        ]
+
+    def _layer_visible(self, row: LayerRow) -> bool:
+        return self.layer_filter == "all" or row.action.value == self.layer_filter
+
+    def apply(self, event) -> None:
+        """Redraw what one event changed."""
+        if not self.is_mounted:
+            return
+        if isinstance(event, LayerProgress):
+            self._update_layer(self.model.layers[(event.image, event.digest)])
+        else:
+            row = self.model.phases[event.phase]
+            table = self.query_one("#phases", DataTable)
+            for key, cell in zip(("phase", "state", "progress", "time", "detail"), self._phase_cells(row)):
+                table.update_cell(row.phase.value, key, cell, update_width=key in ("detail", "progress", "time"))
+        self._update_totals()
+
+    def _update_layer(self, row: LayerRow) -> None:
+        table = self.query_one("#layers", DataTable)
+        key = f"{row.image}@{row.digest}"
+        if not self._layer_visible(row):
+            if key in table.rows:
+                table.remove_row(key)
+            return
+        cells = self._layer_cells(row)
+        if key not in table.rows:
+            table.add_row(*cells, key=key)
+            return
+        for column, cell in zip(("mark", "layer", "image", "bar", "size", "rate"), cells):
+            table.update_cell(key, column, cell, update_width=column in ("mark", "rate", "image"))
+
+    def refresh_all_layers(self) -> None:
+        table = self.query_one("#layers", DataTable)
+        table.clear()
+        for row in self.model.layers.values():
+            if self._layer_visible(row):
+                table.add_row(*self._layer_cells(row), key=f"{row.image}@{row.digest}")
+
+    def _update_totals(self) -> None:
+        totals = self.model.totals()
+        text = Text()
+        text.append("Layers: ", style="bold")
+        text.append(f"{totals['layers']}   ")
+        text.append("↑ sent ", style="bold yellow")
+        text.append(f"{fmt.size(totals['sent'])}   ")
+        text.append("= reused ", style="bold green")
+        text.append(f"{fmt.size(totals['reused'])}   ")
+        text.append("⌂ node-local ", style="bold blue")
+        text.append(f"{fmt.size(totals['node_local'])}   ")
+        text.append(f"[f] showing: {self.layer_filter}", style="grey50")
+        self.query_one("#totals", Static).update(text)
+
+    def action_cycle_layer_filter(self) -> None:
+        filters = self.LAYER_FILTERS
+        self.layer_filter = filters[(filters.index(self.layer_filter) + 1) % len(filters)]
+        self.refresh_all_layers()
+        self._update_totals()
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#layers", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#layers", DataTable).action_cursor_up()

@@ -1,0 +1,119 @@
+"""Targets: every configured target with its health checks, checked in parallel; Enter picks one."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from repx_tui.backend.config import Target
+from repx_tui.backend.events import TargetHealth
+
+CHECKS = ("reachable", "scheduler", "base_path", "free_space")
+
+
+class TargetsScreen(Screen):
+    AUTO_FOCUS = "#targets"
+    BINDINGS = [
+        Binding("enter", "pick", "Pick target"),
+        Binding("r", "recheck", "Re-check"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("Targets", id="title", classes="title")
+        yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="hints", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("target", key="name")
+        table.add_column("where", key="where")
+        table.add_column("scheduler", key="kind")
+        for check in CHECKS:
+            table.add_column(check.replace("_", " "), key=check)
+        for target in self.app.controller.config.targets.values():
+            table.add_row(*self._row(target), key=target.name)
+        for health in self.app.targets_model.health.values():
+            self.show_health(health)
+        self._update_hints()
+
+    def _row(self, target: Target) -> list:
+        where = "this machine" if target.is_local else target.address
+        checking = Text("… checking", style="grey50")
+        return [Text(target.name, style="bold"), f"{where}:{target.base_path}", target.scheduler()] + [checking] * 4
+
+    def show_health(self, health: TargetHealth) -> None:
+        if not self.is_mounted:
+            return
+        table = self.query_one(DataTable)
+        if health.target not in table.rows:
+            return
+        by_name = {c.name: c for c in health.checks}
+        for check in CHECKS:
+            result = by_name.get(check)
+            if result is None:
+                cell = Text("– not checked", style="grey50")
+            elif result.ok:
+                cell = Text(f"✓ {result.detail}", style="green")
+            else:
+                cell = Text(f"✗ {result.detail}", style="bold red")
+            table.update_cell(health.target, check, cell, update_width=True)
+        self._update_hints()
+
+    def show_checking(self, names: list[str]) -> None:
+        if not self.is_mounted:
+            return
+        table = self.query_one(DataTable)
+        for name in names:
+            for check in CHECKS:
+                table.update_cell(name, check, Text("… checking", style="grey50"))
+
+    def selected_target(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._update_hints()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.pick_target(event.row_key.value)
+
+    def _update_hints(self) -> None:
+        name = self.selected_target()
+        health = self.app.targets_model.health.get(name) if name else None
+        hints = self.query_one("#hints", Static)
+        if health is None:
+            hints.update(f"[b]{name or ''}[/b]: checking…" if name else "No targets configured.")
+            return
+        failing = [c for c in health.checks if not c.ok]
+        if not failing:
+            hints.update(f"[b]{name}[/b]: all checks passed. Enter picks it.")
+            return
+        lines = Text.from_markup(f"[b]{name}[/b]: {len(failing)} check(s) failed — try:\n")
+        for check in failing:
+            lines.append(f"  ✗ {check.name}: {check.detail}\n", style="red")
+            if check.hint:
+                lines.append(f"      $ {check.hint}\n", style="bold")
+        hints.update(lines)
+
+    def action_pick(self) -> None:
+        name = self.selected_target()
+        if name:
+            self.app.pick_target(name)
+
+    def action_recheck(self) -> None:
+        self.app.check_targets()
+
+    def action_cursor_down(self) -> None:
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(DataTable).action_cursor_up()

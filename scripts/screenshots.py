@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Regenerate screenshots/*.svg: every screen of the real RepxApp, at 100x30.
+
+The app is driven exactly like the snapshot tests (tests/ui/test_snapshots.py): fixed jobs and
+backend events fed through Controller.feed, fixed paths, a fixed clock, so the SVGs only change
+when the UI does. Run from the project root:  python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.ui.fixed import fixed_app  # noqa: E402
+from tests.ui.test_snapshots import SCREENS  # noqa: E402
+
+SIZE = (100, 30)
+
+
+async def shoot(name: str, out_dir: Path) -> Path:
+    app = fixed_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await SCREENS[name](pilot)
+        await pilot.pause()
+        path = out_dir / f"{name}.svg"
+        path.write_text(app.export_screenshot(title=f"repx-tui — {name}"))
+    return path
+
+
+async def main() -> int:
+    out_dir = ROOT / "screenshots"
+    out_dir.mkdir(exist_ok=True)
+    for name in SCREENS:
+        print(await shoot(name, out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

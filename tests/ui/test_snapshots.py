@@ -1,0 +1,64 @@
+"""SVG snapshots of each screen at 100x30 and 80x24 (fixed state, fixed paths, fixed clock).
+
+Update after an intended change with: python -m pytest tests/ui/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import async_wait_until
+from tests.ui.fixed import fixed_app, health_events, job_id, job_states, log_text, sync_events
+
+SIZES = [(100, 30), (80, 24)]
+
+
+async def _jobs(pilot):
+    app = pilot.app
+    app.controller.feed(job_states())
+    await async_wait_until(lambda: app.screen.query_one("#jobs").row_count == 8, timeout=5)
+    await pilot.press("j", "j", "x")
+
+
+async def _sync(pilot):
+    await pilot.press("2")
+    for event in sync_events():
+        pilot.app.controller.feed(event)
+    await async_wait_until(lambda: pilot.app.screen.query_one("#layers").row_count == 4, timeout=5)
+
+
+async def _targets(pilot):
+    await pilot.press("1")
+    for event in health_events():
+        pilot.app.controller.feed(event)
+    await pilot.pause()
+    await pilot.press("j")
+
+
+async def _cancel(pilot):
+    await _jobs(pilot)
+    await pilot.press("c")
+
+
+async def _logs(pilot):
+    await _jobs(pilot)
+    table = pilot.app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id(2)))
+    await pilot.press("enter")
+    pilot.app.controller.feed(log_text(60))
+    await async_wait_until(lambda: len(pilot.app.screen.lines["stdout"]) == 60, timeout=5)
+    await pilot.press("up", "up")
+
+
+async def _help(pilot):
+    await _jobs(pilot)
+    await pilot.press("question_mark")
+
+
+SCREENS = {"jobs": _jobs, "sync": _sync, "targets": _targets, "cancel": _cancel, "logs": _logs, "help": _help}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen_snapshot(snap_compare, screen, size):
+    assert snap_compare(fixed_app(), terminal_size=size, run_before=SCREENS[screen])
