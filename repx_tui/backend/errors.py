@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 
+_TELLING = ("no space left", "disk quota", "read-only file system", "permission denied", "not found",
+            "connection", "timed out", "cannot", "error")
+_NOISE = ("exiting with failure status", "due to previous errors")
+
+
+def stderr_summary(stderr: str) -> str:
+    """The line of a failed command's stderr that best says why (not tar's closing summary)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not any(n in line.lower() for n in _NOISE)] or lines
+    if not lines:
+        return "no output"
+    for word in _TELLING:
+        for line in lines:
+            if word in line.lower():
+                return line
+    return lines[-1]
+
+
 class RepxError(Exception):
     """A failure with a message meant for people, and an optional hint on what to do."""
 
@@ -35,7 +53,7 @@ class RemoteCommandError(TransportError):
     """A command on the target exited non-zero."""
 
     def __init__(self, command: str, exit_status: int | None, stderr: str, hint: str | None = None) -> None:
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        detail = stderr_summary(stderr)
         super().__init__(f"command on target failed (exit {exit_status}): {detail}", hint)
         self.command = command
         self.exit_status = exit_status
