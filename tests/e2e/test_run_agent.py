@@ -95,6 +95,17 @@ def test_local_agent_runs_the_whole_lab_and_a_second_run_adds_nothing(tmp_path):
     again = cli_run(config, lab_dir, "local", "@all")
     assert again["submitted"] == []
     assert {s["job"] for s in again["skipped"]} == set(lab.jobs)
+    assert_upstream_gc_root(base, lab)
+
+
+def assert_upstream_gc_root(base: Path, lab: Lab) -> None:
+    """Upstream's `repx gc` keeps only Labs reachable from gcroots: we register ours like it does."""
+    (project,) = (base / "gcroots" / "auto").iterdir()
+    assert project.name.startswith("no_remote_")
+    links = sorted(project.iterdir())
+    assert links and all(link.name.endswith(f"_{lab.lab_id}") for link in links)
+    assert Path(os.readlink(links[-1])) == base / "artifacts" / lab.manifest_path
+    assert json.loads(links[-1].read_text())["labId"] == lab.lab_id
 
 
 def test_failing_job_blocks_its_dependants_which_never_run(tmp_path):

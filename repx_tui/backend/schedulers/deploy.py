@@ -4,7 +4,9 @@ The directory name is the sha256 of the helpers' names and contents, so a change
 a new directory and running jobs keep the version they started with. One round trip: the
 helpers go as a tar on stdin, are unpacked into a temporary directory and renamed into place
 (a concurrent client that loses the rename race just drops its copy). The same script finds
-the Lab's host tools on the target and reports their bin directory.
+the Lab's host tools on the target and reports their bin directory, and registers the Lab as
+an upstream GC root (gcroots/auto/<project>/<time>_<labId>) so upstream's `repx gc` keeps
+the Lab's jobs and outputs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import hashlib
 import io
 import posixpath
 import tarfile
+import time
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from repx_tui.backend.errors import SchedulerError
 from repx_tui.backend.lab import Lab
@@ -26,7 +30,7 @@ HELPERS = ("executor.sh", "agent.sh", "submit.sh")
 
 _DEPLOY_SCRIPT = r"""
 set -euo pipefail
-dest="$1"; shift
+dest="$1"; gcdir="$2"; gclink="$3"; manifest="$4"; shift 4
 tools=""
 for candidate in "$@"; do
     if [ -x "$candidate/jq" ] && [ -x "$candidate/bash" ]; then tools="$candidate"; break; fi
@@ -46,6 +50,13 @@ else
     chmod 0755 "$tmp"/*.sh
     : >"$tmp/.complete"
     mv -T "$tmp" "$dest" 2>/dev/null || rm -rf "$tmp"
+fi
+if [ -e "$manifest" ]; then
+    mkdir -p "$gcdir"
+    ln -sfn "$manifest" "$gcdir/$gclink"
+    # upstream keeps the five newest roots per project
+    find "$gcdir" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -r | tail -n +6 |
+        while IFS= read -r old; do rm -f -- "${gcdir:?}/$old"; done
 fi
 printf '%s\n' "$tools"
 """
@@ -92,11 +103,22 @@ def _tar(sources: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def gc_root(layout: RemoteLayout, lab: Lab, now: float | None = None) -> tuple[str, str]:
+    """(directory, link name) of this submission's upstream auto GC root."""
+    lab_path = str(Path(lab.source).resolve())
+    project = "no_remote_" + hashlib.sha256(lab_path.encode()).hexdigest()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now))
+    return posixpath.join(layout.base, "gcroots", "auto", project), f"{stamp}_{lab.lab_id}"
+
+
 async def deploy_helpers(transport: Transport, layout: RemoteLayout, lab: Lab) -> DeployedHelpers:
     sources = helper_sources()
     dest = layout.helper_dir(helpers_digest(sources))
+    gc_dir, gc_link = gc_root(layout, lab)
+    manifest = layout.artifact(lab.manifest_path)
     result = await transport.run_script(
-        _DEPLOY_SCRIPT, dest, *host_tools_candidates(layout, lab), input=_tar(sources), check=False
+        _DEPLOY_SCRIPT, dest, gc_dir, gc_link, manifest, *host_tools_candidates(layout, lab),
+        input=_tar(sources), check=False,
     )
     if not result.ok:
         detail = result.stderr.strip() or f"exit {result.exit_status}"
