@@ -20,6 +20,7 @@ from repx_tui.backend.events import ConnectionState, LayerAction, LayerProgress,
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.session import TargetSession
 from repx_tui.backend.sync import hosttools, images, sync_lab
+from repx_tui.backend.sync import lab as lab_phase
 from repx_tui.backend.transport.ssh import SshTransport
 from tests import labgen
 
@@ -324,10 +325,13 @@ def test_headless_sync_error_is_one_line(tmp_path, lab_dir):
 SCRIPTS = {
     "probe": hosttools.PROBE_SCRIPT,
     "install": hosttools.INSTALL_SCRIPT,
+    "copy-tools": hosttools.COPY_SCRIPT,
     "list": images.LIST_SCRIPT,
     "node-local": images.NODE_LOCAL_SCRIPT,
     "verify": images.VERIFY_SCRIPT,
+    "receive": images.RECEIVE_SCRIPT,
     "image": images.IMAGE_SCRIPT,
+    "metadata": lab_phase.METADATA_SCRIPT,
 }
 
 
@@ -341,3 +345,71 @@ def test_remote_scripts_pass_shellcheck(name, tmp_path):
     script.write_text("#!/bin/bash\n" + SCRIPT_PREAMBLE + SCRIPTS[name])
     done = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+# --- the SSH command runner (one long-lived bash instead of a channel + login shell per command) ---
+
+
+async def test_the_command_runner_keeps_each_command_apart(ssh_config):
+    async with SshTransport("e2e", "e2e-cluster") as transport:
+        odd = b"a\x00b \t\n\n\n" * 1000  # NULs, tabs, trailing newlines: all must survive
+        done = await transport.run(["bash", "-c", 'cat; printf "err\\n" >&2; cd /; exit 7'], input=odd, check=False)
+        assert (done.exit_status, done.stdout.encode(), done.stderr) == (7, odd, "err\n")
+        # the `cd` and `exit` above stayed in their command: the next one starts where every command does
+        home = (await transport.run(["sh", "-c", "pwd"])).stdout.strip()
+        assert home == (await transport.home())
+        # each command is a new bash; its parent is the runner for all of them (a channel's would not be)
+        grandparent = ["sh", "-c", "awk '/^PPid/ {print $2}' /proc/$PPID/status"]
+        parents = {(await transport.run(grandparent)).stdout for _ in range(3)}
+        assert len(parents) == 1, "the commands did not go through one runner"
+        # concurrent commands: the runner takes one, the others get their own channels
+        results = await asyncio.gather(*(transport.run(["sh", "-c", f"echo {i}; echo e{i} >&2"]) for i in range(6)))
+        assert [(r.stdout, r.stderr) for r in results] == [(f"{i}\n", f"e{i}\n") for i in range(6)]
+        assert transport.authentications == 1
+
+
+async def test_a_timed_out_command_does_not_block_the_next(ssh_config):
+    from repx_tui.backend.errors import TransportError
+
+    async with SshTransport("e2e", "e2e-cluster") as transport:
+        with pytest.raises(TransportError, match="timed out"):
+            await transport.run(["sleep", "30"], timeout=0.5)
+        assert (await transport.run(["echo", "next"])).stdout == "next\n"
+        assert transport.authentications == 1
+
+
+def test_the_command_runner_passes_shellcheck(tmp_path):
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed")
+    from repx_tui.backend.transport.ssh import RUNNER_SCRIPT
+
+    script = tmp_path / "runner.sh"
+    script.write_text("#!/bin/bash\n" + RUNNER_SCRIPT)
+    done = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+async def test_host_tools_are_sent_as_a_tar_when_the_target_has_no_rsync(target, lab_dir):
+    """Normally the tools are copied out of the Lab's content on the target; a target without
+    rsync gets them as a tar first (the Lab's own rsync is among them)."""
+    from repx_tui.backend.sync.common import RateMeter, SyncContext
+
+    lab = Lab.load(lab_dir)
+    async with TargetSession(target) as session:
+        ctx = SyncContext(session.transport, session.layout, Recorder())
+        dest = session.layout.host_tools(lab.host_tools_dir)
+        await session.transport.run(["mkdir", "-p", session.layout.base + "/host-tools"])
+        files, size = await hosttools._install(ctx, lab, dest, RateMeter())
+    tools = Path(dest)
+    assert files == len([t for t in lab.host_tools_path.iterdir() if t.is_file()]) and size > 0
+    assert (tools / hosttools.MARKER).is_file()
+    for tool in lab.host_tools_path.iterdir():
+        assert sha256(tools / "bin" / tool.name) == sha256(tool)
+    assert not [p for p in tools.parent.iterdir() if p.name.startswith(".")]  # no staging, no upload left
+
+
+async def test_a_cold_sync_copies_the_host_tools_out_of_the_lab(target, lab_dir):
+    summary, _ = await sync(target, lab_dir)
+    tools = summary.phase(Phase.HOST_TOOLS)
+    assert tools.status == "done" and tools.bytes_sent == 0 and tools.files_sent > 0
+    assert_synced(lab_dir, Path(target.base_path))

@@ -38,6 +38,15 @@ stop_pidfile "$S/mysql/mariadbd.pid" mariadbd 30
 stop_pidfile "$S/munge/munged.pid" munged 5
 stop_pidfile "$REPX_E2E_DIR/sshd/sshd.pid" sshd 5
 
+# The shaped "login host" of start-netns.sh, if it was started: its processes by PID file,
+# then the namespace (deleting it removes both veth ends).
+stop_pidfile "$REPX_E2E_DIR/netns/proxy.pid" "netns delay proxy" 5
+stop_pidfile "$REPX_E2E_DIR/netns/sshd.pid" "netns sshd" 5
+if ip netns list 2>/dev/null | awk '$1 == "e2elogin" { found = 1 } END { exit !found }'; then
+    ip netns del e2elogin && log "deleted netns e2elogin"
+    rm -f "$REPX_E2E_DIR/netns/env"
+fi
+
 if ((purge)); then
     rm -rf "$S/state" "$S/mysql/data"
     log "purged slurmctld state and accounting DB"

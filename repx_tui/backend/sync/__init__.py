@@ -6,11 +6,12 @@ short by a dropped connection is simply run again once the transport has reconne
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Awaitable, Callable, Iterable
 
 from repx_tui.backend.config import Target
-from repx_tui.backend.errors import RepxError
+from repx_tui.backend.errors import RepxError, SyncError
 from repx_tui.backend.events import EventSink, Notice, Phase, PhaseFailed
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
@@ -44,7 +45,14 @@ async def sync_lab(
     *,
     runs: Iterable[str] | None = None,
 ) -> SyncSummary:
-    """Run phases 1-3 in order; returns what each did. Raises RepxError after a PhaseFailed.
+    """Run phases 1-3; returns what each did. Raises RepxError after a PhaseFailed.
+
+    Round trips are what a sync costs on a far login host, so: phase 1's probe also answers
+    phases 2 and 3 ("is this Lab there", "which layers are there"); then the Lab's content
+    rsync and the layer uploads run at the same time; missing host tools are copied on the
+    target out of the Lab's content once it is there (sent as a tar first, and waited for by
+    the rsync, only when the target has no rsync of its own); the Lab's metadata goes last,
+    once the tools and the images it names are complete.
 
     `target` may be the Target (its "~" paths are resolved on it) or an already resolved layout.
     `runs` (run names or job ids) limits the image phase to the images those runs use.
@@ -54,23 +62,64 @@ async def sync_lab(
     ctx = SyncContext(transport=transport, layout=layout, emit=emit)
     summary = SyncSummary()
     image_sync = ImageSync(ctx, lab, list(runs) if runs is not None else None)
-    image_sync.start_listing()  # its round trip overlaps phases 1 and 2
-    try:
-        summary.phases.append(await _phase(ctx, Phase.HOST_TOOLS, lambda: sync_host_tools(ctx, lab)))
-        summary.phases.append(await _phase(ctx, Phase.LAB, lambda: sync_lab_tree(ctx, lab)))
-    except BaseException:
-        await image_sync.discard()
-        raise
+    probed = asyncio.get_running_loop().create_future()
+
+    def on_probed() -> None:
+        if not probed.done():
+            probed.set_result(None)
+
+    content_placed = asyncio.Event()
+
+    async def lab_content_placed() -> None:
+        await content_placed.wait()
+
+    tools_task = asyncio.create_task(_phase(
+        ctx, Phase.HOST_TOOLS, lambda: sync_host_tools(ctx, lab, image_sync, on_probed, lab_content_placed)))
+    await asyncio.wait([tools_task, probed], return_when=asyncio.FIRST_COMPLETED)
+    if not probed.done():
+        probed.cancel()
+        await tools_task  # failed before the probe answered: raises its error
+        raise AssertionError("phase 1 returned without probing")
 
     async def images() -> PhaseResult:
         result, layers = await image_sync.run()
         summary.layers = layers
         return result
 
-    summary.phases.append(await _phase(ctx, Phase.IMAGES, images))
+    images_task = asyncio.create_task(_phase(ctx, Phase.IMAGES, images))
+
+    async def tools_installed() -> None:
+        if ctx.target_rsync is None:  # the Lab's own rsync is needed on the target first
+            await _succeeded(tools_task, f"{transport.name}: the Lab was not sent because the host tools phase failed")
+
+    async def images_complete() -> None:
+        await _succeeded(tools_task, f"{transport.name}: the Lab's metadata was not updated because the host tools phase failed")
+        await _succeeded(images_task, f"{transport.name}: the Lab's metadata was not updated because the images phase failed")
+
+    tasks = [tools_task, images_task]
+    try:
+        lab_result = await _phase(ctx, Phase.LAB, lambda: sync_lab_tree(ctx, lab, images_complete, tools_installed, content_placed.set))
+        tools = await tools_task
+        images_result = await images_task
+    except BaseException:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:  # the root cause, not the Lab phase's follow-up
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception() from None
+        raise
+    summary.phases = [tools, lab_result, images_result]
     summary.ssh_connections = transport.authentications
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def _succeeded(task: asyncio.Task, message: str) -> None:
+    await asyncio.wait([task])
+    if task.cancelled() or task.exception() is not None:
+        raise SyncError(message)
 
 
 async def resolve_layout(transport: Transport, target: Target) -> RemoteLayout:

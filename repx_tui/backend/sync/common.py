@@ -17,6 +17,25 @@ PROGRESS_INTERVAL = 0.1  # seconds between two progress events of one phase or l
 SCRIPT_PREAMBLE = 'set -euo pipefail\nif [ -n "${REPX_TOOLS:-}" ]; then PATH="$REPX_TOOLS:$PATH"; fi\n'
 
 
+# stderr lines that say WHY a remote step failed, where tools print a generic last line
+# ("tar: exiting with failure status ...", "rsync error: ... (code 11)") after them
+_TELLING = ("no space left", "quota", "read-only file system", "permission denied")
+
+
+def failure_reason(stderr: str) -> str:
+    """The most telling line of a failed remote step's stderr."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line.lower() for word in _TELLING):
+            return line
+    return lines[-1] if lines else "no output"
+
+
+def out_of_space(stderr: str) -> bool:
+    text = stderr.lower()
+    return "no space left" in text or "quota" in text
+
+
 @dataclass
 class SyncContext:
     transport: Transport
@@ -33,9 +52,11 @@ class SyncContext:
         """Positional args wrapper: scripts read REPX_TOOLS from `env`."""
         return ["env", f"REPX_TOOLS={self.tools_bin or ''}"]
 
+    def script_argv(self, body: str, *args: str) -> list[str]:
+        return [*self.script_env_args(), "bash", "-c", self.script(body), "repx", *args]
+
     async def run_script(self, body: str, *args: str, input: bytes | None = None, check: bool = True):
-        argv = [*self.script_env_args(), "bash", "-c", self.script(body), "repx", *args]
-        return await self.transport.run(argv, input=input, check=check)
+        return await self.transport.run(self.script_argv(body, *args), input=input, check=check)
 
 
 @dataclass

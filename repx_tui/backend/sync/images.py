@@ -25,37 +25,49 @@ from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import LayerAction, LayerProgress, Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.lab import Image, Lab, Layer
 from repx_tui.backend.layout import safe_component
-from repx_tui.backend.sync.common import LayerResult, PhaseResult, RateMeter, SyncContext, Throttle, progress_event
+from repx_tui.backend.sync.common import (
+    LayerResult,
+    PhaseResult,
+    RateMeter,
+    SyncContext,
+    Throttle,
+    failure_reason,
+    progress_event,
+)
 
 PARALLEL_UPLOADS = 4
 
-# $1 store, $2 node-local store ("" = none), $3 images dir, $4 number of images, then
-# (dir, tag) per image, then layer digests. One line per image and per layer.
-LIST_SCRIPT = r"""
-store=$1 nl=$2 images=$3 n=$4
-shift 4
-mkdir -p "$store" "$images"
-# temp files of uploads cut off long ago (a dead connection cannot clean up after itself)
-find "$store" -maxdepth 1 -name '.*-layer.tar.*' -mmin +120 -delete 2>/dev/null || true
-while [ "$n" -gt 0 ]; do
-  dir=$1 tag=$2
-  shift 2
-  n=$((n - 1))
-  sum=- link=-
-  if [ -f "$images/$dir/manifest.json" ]; then
-    sum=$(sha256sum < "$images/$dir/manifest.json")
-    sum=${sum%% *}
-  fi
-  if [ -L "$images/$tag" ]; then link=$(readlink "$images/$tag"); fi
-  printf 'I %s %s %s\n' "$dir" "$sum" "$link"
-done
-for d in "$@"; do
-  s=$(stat -c %s -- "$store/$d-layer.tar" 2>/dev/null || echo -)
-  l=-
-  if [ -n "$nl" ]; then l=$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null || echo -); fi
-  printf 'L %s %s %s\n' "$d" "$s" "$l"
-done
+# A function, so phase 1's probe can run it in the same round trip: $1 store, $2 node-local
+# store ("" = none), $3 images dir, $4 number of images, then (dir, tag) per image, then layer
+# digests. One line per image and per layer.
+LIST_FUNCTION = r"""
+list_images() {
+  local store=$1 nl=$2 images=$3 n=$4 dir tag sum link d s l
+  shift 4
+  mkdir -p "$store" "$images"
+  # temp files of uploads cut off long ago (a dead connection cannot clean up after itself)
+  find "$store" -maxdepth 1 -name '.*-layer.tar.*' -mmin +120 -delete 2>/dev/null || true
+  while [ "$n" -gt 0 ]; do
+    dir=$1 tag=$2
+    shift 2
+    n=$((n - 1))
+    sum=- link=-
+    if [ -f "$images/$dir/manifest.json" ]; then
+      sum=$(sha256sum < "$images/$dir/manifest.json")
+      sum=${sum%% *}
+    fi
+    if [ -L "$images/$tag" ]; then link=$(readlink "$images/$tag"); fi
+    printf 'I %s %s %s\n' "$dir" "$sum" "$link"
+  done
+  for d in "$@"; do
+    s=$(stat -c %s -- "$store/$d-layer.tar" 2>/dev/null || echo -)
+    l=-
+    if [ -n "$nl" ]; then l=$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null || echo -); fi
+    printf 'L %s %s %s\n' "$d" "$s" "$l"
+  done
+}
 """
+LIST_SCRIPT = LIST_FUNCTION + 'list_images "$@"\n'
 
 # $1 store, $2 node-local store, then (digest, size, sha256) triples. Prints "OK <digest>"
 # for each layer copied and verified; a bad node-local copy is skipped (it will be uploaded).
@@ -82,6 +94,25 @@ done
 VERIFY_SCRIPT = r"""
 got_size=$(stat -c %s -- "$1")
 got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
+if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
+  rm -f -- "$1"
+  echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
+  exit 4
+fi
+chmod 0444 "$1"
+mv -f -- "$1" "$2"
+"""
+
+# $1 temp name, $2 final name, $3 size, $4 sha256; the layer itself on stdin. Hashing while
+# writing (tee) checks the bytes as they arrive: no second read of the file, no second channel.
+RECEIVE_SCRIPT = r"""
+if ! got_sha=$(tee -- "$1" | sha256sum); then
+  rm -f -- "$1"
+  echo "layer $2: writing $1 failed" >&2
+  exit 4
+fi
+got_sha=${got_sha%% *}
+got_size=$(stat -c %s -- "$1")
 if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
   rm -f -- "$1"
   echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
@@ -133,39 +164,43 @@ async def sync_images(ctx: SyncContext, lab: Lab, runs: Iterable[str] | None = N
 
 
 class ImageSync:
-    """Phase 3 for a set of images. `start_listing()` may be called early: the one listing
-    round trip then overlaps phases 1 and 2 (they never touch layers or image dirs)."""
+    """Phase 3 for a set of images. Its listing normally rides on phase 1's probe (one round
+    trip for both: `listing_args()` in, `use_listing(stdout)` out); without it, `run` lists."""
 
     def __init__(self, ctx: SyncContext, lab: Lab, runs: Iterable[str] | None = None) -> None:
-        self.impl = _ImageSync(ctx, lab, images_for(lab, runs)) if images_for(lab, runs) else None
+        images = images_for(lab, runs)
+        self.impl = _ImageSync(ctx, lab, images) if images else None
         self.ctx = ctx
         self.lab = lab
-        self._listing: asyncio.Task | None = None
+        self._state: RemoteState | None = None
 
-    def start_listing(self) -> None:
-        if self.impl is not None and self._listing is None:
-            self._listing = asyncio.create_task(self.impl.list_remote())
+    def listing_args(self) -> list[str]:
+        """Arguments of LIST_FUNCTION for these images ([] when there is nothing to list)."""
+        return self.impl.listing_args() if self.impl is not None else []
 
-    async def discard(self) -> None:
-        """Drop an early listing nobody will use (a phase before this one failed)."""
-        if self._listing is not None:
-            self._listing.cancel()
-            await asyncio.gather(self._listing, return_exceptions=True)
-            self._listing = None
+    def use_listing(self, stdout: str) -> None:
+        if self.impl is not None:
+            self._state = parse_listing(stdout)
 
     async def run(self) -> tuple[PhaseResult, list[LayerResult]]:
         if self.impl is None:
             reason = "the Lab has no container images" if not self.lab.images else "the selected runs use no image"
             self.ctx.emit(PhaseSkipped(Phase.IMAGES, reason))
             return PhaseResult(Phase.IMAGES, "skipped", detail=reason), []
-        listing, self._listing = self._listing, None
-        state = None
-        if listing is not None:
-            try:
-                state = await listing
-            except Exception:  # noqa: BLE001 - stale or failed early listing: list again below
-                state = None
+        state, self._state = self._state, None  # a retry after a dropped connection lists afresh
         return await self.impl.run(state)
+
+
+def parse_listing(stdout: str) -> RemoteState:
+    state = RemoteState({}, {}, {})
+    for line in stdout.splitlines():
+        kind, name, a, b = (line.split() + ["-", "-", "-"])[:4]
+        if kind == "I":
+            state.images[name] = (_opt(a), _opt(b))
+        elif kind == "L":
+            state.store[name] = _opt_int(a)
+            state.node_local[name] = _opt_int(b)
+    return state
 
 
 class _ImageSync:
@@ -207,20 +242,13 @@ class _ImageSync:
 
     # --- one round trip: what is there ----------------------------------------------------
 
-    async def list_remote(self) -> RemoteState:
+    def listing_args(self) -> list[str]:
         pairs = [x for image in self.images for x in (self._dir_name(image), safe_component(image.tag, "image tag"))]
-        result = await self.ctx.run_script(
-            LIST_SCRIPT, self.store, self.node_local, self.images_dir, str(len(self.images)), *pairs, *self.layers
-        )
-        state = RemoteState({}, {}, {})
-        for line in result.stdout.splitlines():
-            kind, name, a, b = (line.split() + ["-", "-", "-"])[:4]
-            if kind == "I":
-                state.images[name] = (_opt(a), _opt(b))
-            elif kind == "L":
-                state.store[name] = _opt_int(a)
-                state.node_local[name] = _opt_int(b)
-        return state
+        return [self.store, self.node_local, self.images_dir, str(len(self.images)), *pairs, *self.layers]
+
+    async def list_remote(self) -> RemoteState:
+        result = await self.ctx.run_script(LIST_SCRIPT, *self.listing_args())
+        return parse_listing(result.stdout)
 
     @staticmethod
     def _dir_name(image: Image) -> str:
@@ -284,9 +312,19 @@ class _ImageSync:
                 self._phase_progress()
 
         self.sent[digest] = 0
-        await self.ctx.transport.upload(self.lab.root / layer.store_path, tmp, progress=progress)
+        source = self.lab.root / layer.store_path
+        send_to_command = getattr(self.ctx.transport, "run_with_file", None)
+        if send_to_command is not None:
+            # one channel: the bytes stream into tee | sha256sum on the target, which checks and renames
+            argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha)
+            result = await send_to_command(argv, source, progress=progress, check=False)
+            if not result.ok:
+                raise SyncError(f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
+                                hint="check free space under base_path on the target, then sync again")
+        else:
+            await self.ctx.transport.upload(source, tmp, progress=progress)
+            await self.ctx.run_script(VERIFY_SCRIPT, tmp, final, str(layer.size), sha)
         self.sent[digest] = layer.size
-        await self.ctx.run_script(VERIFY_SCRIPT, tmp, final, str(layer.size), sha)
         self._layer_event(digest, LayerAction.TRANSFERRED, done=True)
         self._phase_progress()
 

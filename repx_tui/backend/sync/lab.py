@@ -1,11 +1,14 @@
 """Phase 2: the Lab tree -> `<base>/artifacts/` with real rsync, over the session's connection.
 
-Two rsync passes on the same connection (rsync's remote shell is the session's bridge, so no
+An rsync pass and a metadata swap on the same connection (rsync's remote shell is the session's bridge, so no
 second login):
   1. everything except the metadata (`lab/`, `revision/`) and the image layers and image
-     directories (phase 3 sends those, layer by layer);
-  2. the metadata, with --delay-updates, so the new metadata appears only once everything it
-     points at is in place and a reader never sees half a Lab.
+     directories (phase 3 sends those, layer by layer, at the same time as this pass);
+  2. once phase 3 is done (`before_metadata`), the metadata: one small tar through one round
+     trip (METADATA_SCRIPT), each changed file renamed into place, the manifest last, then the
+     lab-synced marker, so the new metadata appears only once everything it points at is in
+     place and a reader never sees half a Lab.
+Both passes are skipped when phase 1's probe found this very Lab complete on the target.
 Both use --checksum: Nix gives every file mtime 1, so size+mtime would miss a changed file of
 the same size. Without -t, mtimes on the target never match anyway; --checksum is what decides.
 """
@@ -13,18 +16,22 @@ the same size. Without -t, mtimes on the target never match anyway; --checksum i
 from __future__ import annotations
 
 import asyncio
+import io
+import posixpath
 import re
 import secrets
 import shlex
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.sync.hosttools import _sha256, lab_marker_path
-from repx_tui.backend.sync.common import PhaseResult, RateMeter, SyncContext, Throttle, progress_event
+from repx_tui.backend.sync.common import PhaseResult, RateMeter, SyncContext, Throttle, failure_reason, progress_event
 
 BASE_FLAGS = ["-rlp", "--checksum", "--chmod=Du+w", "--no-human-readable", "--stats", "--info=progress2"]
 # Pass 1 sends only content-addressed paths (jobs/, store/, host-tools/); the fixed-name files
@@ -33,7 +40,42 @@ CONTENT_EXCLUDES = [
     "--exclude=/lab/", "--exclude=/revision/", "--exclude=/readme/", "--exclude=/images/",
     "--exclude=/store/*-layer.tar",
 ]
-METADATA_ONLY = ["--include=/lab/***", "--include=/revision/***", "--include=/readme/***", "--exclude=*"]
+METADATA_DIRS = ("lab", "revision", "readme")
+
+# $1 artifacts dir, $2 staging dir (new), $3 the manifest's path relative to artifacts, $4 the
+# lab-synced marker, $5 the manifest's sha256; the metadata as a tar on stdin. Each changed file
+# replaces the old one by a rename (the manifest last), then the marker is written: the whole
+# metadata step, marker included, is one round trip instead of an rsync pass + a file write.
+# Prints the number of files that changed and their bytes.
+METADATA_SCRIPT = r"""
+art=$1 staging=$2 manifest=$3 marker=$4 sha=$5
+trap 'rm -rf -- "$staging"' EXIT
+mkdir -p "$staging"
+tar -xf - -C "$staging"
+changed=0 bytes=0
+swap() {
+  local rel=$1 new="$staging/$1" old="$art/$1"
+  if [ -L "$new" ]; then
+    if [ -L "$old" ] && [ "$(readlink -- "$new")" = "$(readlink -- "$old")" ]; then return 0; fi
+  elif [ -f "$old" ] && [ ! -L "$old" ] && cmp -s -- "$new" "$old"; then
+    return 0
+  fi
+  mkdir -p -- "$(dirname -- "$old")"
+  chmod u+w -- "$(dirname -- "$old")"
+  mv -fT -- "$new" "$old"
+  changed=$((changed + 1))
+  if [ ! -L "$old" ]; then bytes=$((bytes + $(stat -c %s -- "$old"))); fi
+}
+while IFS= read -r -d '' rel; do
+  rel=${rel#./}
+  if [ "$rel" != "$manifest" ]; then swap "$rel"; fi
+done < <(cd "$staging" && find . \( -type f -o -type l \) -print0)
+if [ -e "$staging/$manifest" ] || [ -L "$staging/$manifest" ]; then swap "$manifest"; fi
+mkdir -p -- "$(dirname -- "$marker")"
+printf '%s' "$sha" > "$marker.tmp-$$"
+mv -f -- "$marker.tmp-$$" "$marker"
+echo "$changed $bytes"
+"""
 
 _PROGRESS_RE = re.compile(rb"^\s*(\d+)\s+(\d+)%\s+(\S+)\s+\S+(?:\s+\(xfr#(\d+))?")
 _STAT_RE = {
@@ -53,21 +95,71 @@ class RsyncStats:
         return RsyncStats(self.files + other.files, self.size + other.size, self.wire + other.wire)
 
 
-async def sync_lab_tree(ctx: SyncContext, lab: Lab) -> PhaseResult:
+async def sync_lab_tree(
+    ctx: SyncContext,
+    lab: Lab,
+    before_metadata: Callable[[], Awaitable[None]] | None = None,
+    before_rsync: Callable[[], Awaitable[None]] | None = None,
+    content_placed: Callable[[], None] | None = None,
+) -> PhaseResult:
+    """`content_placed` is called once the target has the Lab's content (all but metadata)."""
     meter = RateMeter()
     if ctx.lab_current:
+        if content_placed is not None:
+            content_placed()
         reason = f"the target already has this Lab ({lab.lab_id}) complete"
         ctx.emit(PhaseSkipped(Phase.LAB, reason))
         return PhaseResult(Phase.LAB, "skipped", seconds=meter.elapsed, detail=reason)
     ctx.emit(PhaseStarted(Phase.LAB, detail=str(lab.root)))
+    if before_rsync is not None:
+        await before_rsync()
     content = await _rsync(ctx, lab.root, CONTENT_EXCLUDES, meter, done_before=0)
-    metadata = await _rsync(ctx, lab.root, ["--delay-updates", f"--partial-dir=.repx-tmp-{secrets.token_hex(4)}", *METADATA_ONLY], meter, content.size)
+    if content_placed is not None:
+        content_placed()
+    bundle = asyncio.create_task(asyncio.to_thread(metadata_tar, lab.root))
+    manifest_sha = asyncio.create_task(asyncio.to_thread(_sha256, lab.root / lab.manifest_path))
+    if before_metadata is not None:
+        await before_metadata()
+    metadata = await _swap_metadata(ctx, lab, await bundle, await manifest_sha)
     total = content + metadata
-    manifest_sha = await asyncio.to_thread(_sha256, lab.root / lab.manifest_path)
-    await ctx.transport.write_file(lab_marker_path(ctx), manifest_sha.encode())
     detail = f"{total.wire} bytes on the wire"
     ctx.emit(PhaseDone(Phase.LAB, files_sent=total.files, bytes_sent=total.size, seconds=meter.elapsed, detail=detail))
     return PhaseResult(Phase.LAB, "done", total.files, total.size, meter.elapsed, detail)
+
+
+async def _swap_metadata(ctx: SyncContext, lab: Lab, bundle: bytes, manifest_sha: str) -> RsyncStats:
+    staging = posixpath.join(ctx.layout.base, ".repx", f"metadata-staging-{secrets.token_hex(4)}")
+    result = await ctx.run_script(
+        METADATA_SCRIPT, ctx.layout.artifacts, staging, lab.manifest_path, lab_marker_path(ctx), manifest_sha,
+        input=bundle, check=False,
+    )
+    if not result.ok:
+        raise SyncError(f"{ctx.transport.name}: updating the Lab's metadata failed: {failure_reason(result.stderr)}",
+                        hint="check free space and permissions under base_path on the target")
+    files, size = (result.stdout.split() + ["0", "0"])[:2]
+    return RsyncStats(int(files), int(size), len(bundle))
+
+
+def metadata_tar(root: Path) -> bytes:
+    """lab/, revision/, readme/ as a tar: links kept as links, dirs writable for the owner."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for top in METADATA_DIRS:
+            if not (root / top).exists():
+                continue
+            for path in [root / top, *sorted((root / top).rglob("*"))]:
+                info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if info.isdir():
+                    info.mode |= 0o700
+                    tar.addfile(info)
+                elif info.isreg():
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+    return buf.getvalue()
 
 
 def rsync_argv(ctx: SyncContext, source: Path, extra: list[str]) -> list[str]:
@@ -149,7 +241,7 @@ def parse_stats(text: str) -> RsyncStats:
 
 def _raise_rsync_failure(ctx: SyncContext, status: int, stderr: str) -> None:
     connected = getattr(ctx.transport, "is_connected", lambda: True)()
-    last = (stderr.strip().splitlines() or ["no output"])[-1]
+    last = failure_reason(stderr)
     if not connected:
         from repx_tui.backend.transport.ssh import ConnectionDropped
 
