@@ -403,6 +403,7 @@ class SshTransport(Transport):
                 finally:
                     if not output.done():
                         output.cancel()
+                        output.add_done_callback(_retrieve)  # no "exception never retrieved" noise
                         proc.close()
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
                 if isinstance(exc, FileNotFoundError):
@@ -575,3 +576,8 @@ def _reason(exc: BaseException | None) -> str:
         return "unknown reason"
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
     return str(reason)
+
+
+def _retrieve(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
