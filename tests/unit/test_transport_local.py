@@ -91,3 +91,18 @@ async def test_home_paths_and_rsync_helpers(transport):
 
 def test_factory_picks_local_for_a_target_without_address():
     assert isinstance(open_transport(Target(name="local", base_path="/tmp/x")), LocalTransport)
+
+
+def test_without_rsync_on_path_the_labs_own_rsync_is_used(tmp_path, monkeypatch):
+    from repx_tui.backend.errors import SyncError
+    from repx_tui.backend.sync.lab import local_rsync
+
+    lab_root = tmp_path / "lab"
+    shipped = lab_root / "host-tools" / "abc" / "bin" / "rsync"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SyncError, match="rsync is not installed"):
+        local_rsync(lab_root)
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text("#!/bin/sh\n")
+    shipped.chmod(0o755)
+    assert local_rsync(lab_root) == str(shipped)

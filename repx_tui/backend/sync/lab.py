@@ -19,6 +19,7 @@ import asyncio
 import io
 import posixpath
 import re
+import os
 import secrets
 import shlex
 import shutil
@@ -163,7 +164,7 @@ def metadata_tar(root: Path) -> bytes:
 
 
 def rsync_argv(ctx: SyncContext, source: Path, extra: list[str]) -> list[str]:
-    argv = [local_rsync(), *BASE_FLAGS, *extra]
+    argv = [local_rsync(source), *BASE_FLAGS, *extra]
     shell = ctx.transport.rsync_shell()
     if shell is not None:
         argv.append(f"--rsync-path={remote_rsync(ctx)}")
@@ -172,11 +173,16 @@ def rsync_argv(ctx: SyncContext, source: Path, extra: list[str]) -> list[str]:
     return [*argv, f"{source}/", dest]
 
 
-def local_rsync() -> str:
+def local_rsync(lab_root: Path) -> str:
+    """This machine's rsync, else the one the Lab ships among its host tools."""
     found = shutil.which("rsync")
-    if not found:
-        raise SyncError("rsync is not installed on this machine", hint="install rsync (e.g. apt-get install rsync)")
-    return found
+    if found:
+        return found
+    for shipped in sorted(lab_root.glob("host-tools/*/bin/rsync")):
+        if os.access(shipped, os.X_OK):
+            return str(shipped)
+    raise SyncError("rsync is not installed on this machine and the Lab ships none",
+                    hint="install rsync (e.g. apt-get install rsync)")
 
 
 def remote_rsync(ctx: SyncContext) -> str:
