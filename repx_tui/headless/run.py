@@ -16,7 +16,7 @@ import sys
 from repx_tui.backend.config import load_config
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import (
-    Event, JobSkipped, JobStateKind, JobSubmitted, Notice, PhaseDone, PhaseFailed, PhaseSkipped, PhaseStarted,
+    Event, JobsChanged, JobSkipped, JobStateKind, JobSubmitted, Notice, PhaseDone, PhaseFailed, PhaseSkipped, PhaseStarted,
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.resources import load_resources
@@ -41,7 +41,14 @@ def _human(event: Event) -> str | None:
         return f"skipped {event.job}: {event.reason}"
     if isinstance(event, Notice):
         return f"{event.level}: {event.message}"
+    if isinstance(event, JobsChanged):
+        return "\n".join(_job_line(state) for state in event.changed) or None
     return None
+
+
+def _job_line(state) -> str:
+    detail = state.reason or ("" if not state.exit_code else f"exit {state.exit_code}")
+    return f"{state.state.value:>10}  {state.job}" + (f"  ({detail})" if detail else "")
 
 
 def _printer(as_json: bool):
@@ -68,7 +75,7 @@ async def main(args: argparse.Namespace) -> int:
             session.transport, session.layout, lab, target, job_ids,
             scheduler=scheduler, resources=resources, execution_type=args.execution_type, emit=emit,
         )
-        failed = await _wait(session, lab, target, scheduler, job_ids) if args.wait else []
+        failed = await _wait(session, lab, target, scheduler, job_ids, emit) if args.wait else []
     _summary(result, failed, args.json)
     return 1 if result.errors or failed else 0
 
@@ -87,12 +94,12 @@ def _summary(result: SubmitResult, failed: list[str], as_json: bool) -> None:
         print(f"  failed: {job}", file=sys.stderr)
 
 
-async def _wait(session: TargetSession, lab: Lab, target, scheduler: str, job_ids: list[str]) -> list[str]:
-    """Poll job states until every job has finished or can never run; the failed/blocked ones."""
-    from repx_tui.backend.events import discard
+async def _wait(session: TargetSession, lab: Lab, target, scheduler: str, job_ids: list[str], emit) -> list[str]:
+    """Poll job states, printing each change, until every job has finished or can never run;
+    returns the failed/blocked ones."""
     from repx_tui.backend.status import StatusWatcher
 
-    watcher = StatusWatcher(session.transport, session.layout, lab, target, scheduler, discard)
+    watcher = StatusWatcher(session.transport, session.layout, lab, target, scheduler, emit)
     done = {JobStateKind.BLOCKED}
     while True:
         try:
