@@ -414,6 +414,13 @@ def queue_by_job(entries: Iterable[QueueEntry], jobs: Mapping[str, Any]) -> dict
     return found
 
 
+def ours(entries: Iterable[QueueEntry], snapshot: RemoteSnapshot, jobs: Mapping[str, Any]) -> list[QueueEntry]:
+    """Only the queue entries this Lab submitted from this base_path: the same Lab synced to
+    another base_path (or by another client) runs jobs with the same names."""
+    recorded = {sub.slurm_id for sub in snapshot.submissions.values() if sub.slurm_id}
+    return [e for e in entries if e.slurm_id in recorded and owner_job(e.name, jobs) is not None]
+
+
 def _queue_rank(entry: QueueEntry, job: str) -> tuple[int, int]:
     return (slurm_kind(entry.state) is K.RUNNING, entry.name == job)
 
@@ -882,7 +889,7 @@ class StatusWatcher:
         if problem:
             errors.append(f"squeue: {problem}")
             return None
-        queue = queue_by_job(self._squeue.parse(result.stdout), self.view.run_of)
+        queue = queue_by_job(ours(self._squeue.parse(result.stdout), snapshot, self.view.run_of), self.view.run_of)
         for job, entry in queue.items():
             if entry.name == job:
                 self._known_slurm_ids[job] = entry.slurm_id

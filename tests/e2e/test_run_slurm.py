@@ -130,3 +130,34 @@ def test_failed_job_gives_fail_and_its_dependants_never_run(cluster, tmp_path):
         assert not (base / "outputs" / job / "repx" / "job-spec.json").exists()  # the executor never ran
         assert job not in markers(base, downstream)
     assert all((base / "outputs" / j / "repx" / "exit_code").read_text() == "3" for j in failing)
+
+
+def test_the_same_lab_in_another_base_path_is_not_mistaken_for_ours(cluster, tmp_path, sshd_target):
+    """Job names are the Lab's job ids, so the same Lab under two base_paths has queue entries of
+    the same names: only the SLURM ids this base_path recorded count as ours."""
+    base, run, _ = cluster
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds=30)
+    lab = Lab.load(lab_dir)
+    first = run(lab_dir, "@all")
+    first_ids = [s["slurm_id"] for s in first["submitted"]]
+    assert set(s["job"] for s in first["submitted"]) == set(lab.jobs)
+
+    other = tmp_path / "other-config.toml"
+    other.write_text(
+        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{tmp_path / "other-store"}"\n'
+        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
+    )
+    env = {**os.environ, "REPX_CONFIG": str(other), "REPX_SSH_CONFIG": sshd_target["ssh_config"]}
+    status = subprocess.run(
+        [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster", "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+    )
+    assert status.returncode == 0, status.stderr
+    states = {j["job"]: j for j in json.loads(status.stdout)["jobs"]}
+    assert {j["state"] for j in states.values()} <= {"pending", "blocked"}
+    assert all(j["slurm_id"] is None for j in states.values())
+    cancel = subprocess.run(
+        [sys.executable, "-m", "repx_tui", "cancel", "@all", "--lab", str(lab_dir), "--target", "cluster", "--yes"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+    )
+    assert in_queue(first_ids) == set(first_ids), cancel.stdout + cancel.stderr  # the other base touched nothing

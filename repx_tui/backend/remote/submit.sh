@@ -4,8 +4,9 @@
 #   submit.sh HOST_TOOLS_BIN BASE   < {"lab_id":"..","jobs":[{"id","deps":[job ids],"script"}]}
 #
 # Answers one line per job:  job<TAB>SLURM_ID | job<TAB>SKIPPED<TAB>reason | job<TAB>ERROR<TAB>msg
-# A job that already succeeded, or is queued or running under its name, is skipped (a queued
-# one still anchors its dependants' afterok). Writes a submission record
+# A job that already succeeded, or that an earlier batch from this base_path put in the queue
+# and is still queued or running, is skipped (a queued one still anchors its dependants'
+# afterok). Writes a submission record
 # <BASE>/submissions/<lab_id>/<stamp>.json (job -> SLURM id, time, user, host), atomically.
 set -euo pipefail
 
@@ -25,8 +26,18 @@ declare -A SLURM_ID=()   # repx job id -> SLURM id (queued before, or submitted 
 declare -A FAILED=()     # repx job ids that could not be submitted
 declare -A SUBMITTED=()  # what this batch submitted, for the record
 
-# Jobs already in the queue under their repx job name.
+# SLURM ids this Lab was submitted under from this base_path, by earlier batches. Only those
+# count as "already queued": the same Lab synced to another base_path has jobs of the same names.
+declare -A RECORDED=()   # SLURM id -> repx job id
+if compgen -G "$RECORD_DIR/*.json" >/dev/null; then
+    while read -r sid name; do
+        RECORDED["$sid"]="$name"
+    done < <(jq -r '.jobs // {} | to_entries[] | "\(.value) \(.key)"' "$RECORD_DIR"/*.json 2>/dev/null || true)
+fi
+
+# Our jobs already in the queue.
 while read -r sid name state; do
+    [[ "${RECORDED[$sid]:-}" == "$name" ]] || continue
     case "$state" in
         PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED | RESIZING | SUSPENDED)
             SLURM_ID["$name"]="$sid"
