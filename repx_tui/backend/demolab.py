@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import force_rmtree
 
 NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -101,14 +102,6 @@ def fake_store_hash(*parts: str) -> str:
 def compact_json(value: Any) -> str:
     # serde_json without preserve_order writes maps in key order, compactly.
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------ job plans

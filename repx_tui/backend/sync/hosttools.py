@@ -9,7 +9,6 @@ is renamed into place, so `<hash>/` only ever exists complete.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import posixpath
 import secrets
@@ -20,6 +19,7 @@ from typing import Awaitable, Callable
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
+from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.sync.common import (
     PhaseResult,
@@ -127,7 +127,7 @@ async def _probe(ctx: SyncContext, lab: Lab, dest: str, image_sync: ImageSync | 
     which image layers and image directories the target already has."""
     manifest = ctx.layout.artifact(lab.manifest_path)
     listing = image_sync.listing_args() if image_sync is not None else []
-    local_manifest = asyncio.create_task(asyncio.to_thread(_sha256, lab.root / lab.manifest_path))
+    local_manifest = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
     result = await ctx.run_script(PROBE_SCRIPT, ctx.layout.base, dest, manifest, lab_marker_path(ctx), *listing)
     lines = result.stdout.splitlines()[:3] + ["-", "- -"]
     first = lines[0].split() if lines else ["?"]
@@ -213,7 +213,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _marker(bin_dir: Path) -> tuple[bytes, int]:
     """The sha256sum-format marker of bin/<tool> (links followed), and the tool count."""
-    lines = [f"{_sha256(tool)}  bin/{tool.name}\n" for tool in sorted(bin_dir.iterdir()) if tool.is_file()]
+    lines = [f"{sha256_file(tool)}  bin/{tool.name}\n" for tool in sorted(bin_dir.iterdir()) if tool.is_file()]
     return "".join(lines).encode(), len(lines)
 
 
@@ -230,7 +230,7 @@ def _bundle(bin_dir: Path, out: Path) -> int:
             if not tool.is_file():
                 continue
             tar.add(tool, arcname=f"bin/{tool.name}", recursive=False)
-            sums.write(f"{_sha256(tool)}  bin/{tool.name}\n")
+            sums.write(f"{sha256_file(tool)}  bin/{tool.name}\n")
             count += 1
         data = sums.getvalue().encode()
         info = tarfile.TarInfo(MARKER)
@@ -240,12 +240,6 @@ def _bundle(bin_dir: Path, out: Path) -> int:
     return count
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = ["sync_host_tools", "MARKER", "PROBE_SCRIPT", "INSTALL_SCRIPT"]

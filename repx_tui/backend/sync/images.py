@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import posixpath
 import secrets
@@ -23,6 +22,7 @@ from typing import Iterable
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import LayerAction, LayerProgress, Phase, PhaseDone, PhaseSkipped, PhaseStarted
+from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Image, Lab, Layer
 from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import (
@@ -331,7 +331,7 @@ class _ImageSync:
     async def _sha256(self, layer: Layer) -> str:
         if layer.sha256:
             return layer.sha256
-        return await asyncio.to_thread(_file_sha256, self.lab.root / layer.store_path)
+        return await asyncio.to_thread(sha256_file, self.lab.root / layer.store_path)
 
     # --- image directories, last --------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class _ImageSync:
             dir_name = self._dir_name(image)
             manifest = self.lab.root / image.path / "manifest.json"
             remote_sum, link = state.images.get(dir_name, (None, None))
-            if remote_sum == _file_sha256(manifest) and link == dir_name:
+            if remote_sum == sha256_file(manifest) and link == dir_name:
                 continue
             bundle = await asyncio.to_thread(_image_tar, self.lab.root / image.path)
             await self.ctx.run_script(
@@ -404,12 +404,6 @@ def _image_tar(image_dir: Path) -> bytes:
     return buf.getvalue()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _opt(value: str) -> str | None:

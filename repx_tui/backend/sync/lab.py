@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import io
 import posixpath
-import re
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -30,8 +30,9 @@ from typing import Awaitable, Callable
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
+from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
-from repx_tui.backend.sync.hosttools import _sha256, lab_marker_path
+from repx_tui.backend.sync.hosttools import lab_marker_path
 from repx_tui.backend.sync.common import PhaseResult, RateMeter, SyncContext, Throttle, failure_reason, progress_event
 
 BASE_FLAGS = ["-rlp", "--checksum", "--chmod=Du+w", "--no-human-readable", "--stats", "--info=progress2"]
@@ -118,7 +119,7 @@ async def sync_lab_tree(
     if content_placed is not None:
         content_placed()
     bundle = asyncio.create_task(asyncio.to_thread(metadata_tar, lab.root))
-    manifest_sha = asyncio.create_task(asyncio.to_thread(_sha256, lab.root / lab.manifest_path))
+    manifest_sha = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
     if before_metadata is not None:
         await before_metadata()
     metadata = await _swap_metadata(ctx, lab, await bundle, await manifest_sha)
