@@ -1,17 +1,19 @@
 """`repx-tui demo [--dir DIR] [--headless]`: a demo Lab run on this machine, no config needed.
 
-Writes a small Lab (several runs, an image of several layers) under the XDG data dir, then runs
-every run on the embedded default `local` target: in the TUI (sync, then jobs), or with
---headless through the same path as `repx-tui run --headless --wait`.
+Writes a small Lab (several runs, an image of several layers) under the XDG data dir (or DIR),
+then runs every run on the embedded default `local` target, whose store is put next to the Lab:
+in the TUI (sync, then jobs), or with --headless the steps of `repx-tui run --headless --wait`.
+The user's config file is never read: the demo must work whatever targets it has (or lacks).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from pathlib import Path
 
-from repx_tui.backend.config import embedded_default, xdg_dir
+from repx_tui.backend.config import Config, embedded_default, xdg_dir
 
 DEMO_OPTIONS = {"image_layers": 3, "log_lines": 40, "log_delay": 0.05, "sleep_seconds": 1.0}
 
@@ -29,6 +31,13 @@ async def write_lab(root: Path) -> Path:
     return await asyncio.to_thread(write_demo_lab, lab, **DEMO_OPTIONS)
 
 
+def demo_config(root: Path) -> Config:
+    """The embedded default config, its `local` target storing under the demo directory."""
+    config = embedded_default()
+    local = dataclasses.replace(config.targets["local"], base_path=str(root / "store"))
+    return dataclasses.replace(config, targets={"local": local})
+
+
 async def main(args: argparse.Namespace) -> int:
     from repx_tui.backend.lab import Lab
 
@@ -36,21 +45,34 @@ async def main(args: argparse.Namespace) -> int:
     lab_path = await write_lab(root)
     lab = await asyncio.to_thread(Lab.load, lab_path)
     runs = list(lab.runs)
+    config = demo_config(root)
     if args.headless:
-        from repx_tui.headless import run as headless_run
-
-        run_args = argparse.Namespace(
-            runs=runs, lab=str(lab_path), target="local", resources=None, scheduler="local",
-            execution_type=None, headless=True, wait=True, json=False,
-        )  # fmt: skip
-        return await headless_run.main(run_args)
-    app = demo_app(lab_path, runs)
+        return await run_headless(config, lab, runs)
+    app = demo_app(lab_path, runs, config)
     await app.run_async()
     return app.return_code or 0
 
 
-def demo_app(lab_path: Path, runs: list[str]):
+async def run_headless(config: Config, lab, runs: list[str]) -> int:
+    """What `repx-tui run RUNS --headless --wait` does, on the demo's own config."""
+    from repx_tui.backend.schedulers import submit
+    from repx_tui.backend.session import TargetSession
+    from repx_tui.headless.run import _printer, _summary, _wait
+
+    target = config.target("local")
+    job_ids = lab.resolve(runs)
+    emit = _printer(False)
+    async with TargetSession(target, emit) as session:
+        await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+        result = await submit(session.transport, session.layout, lab, target, job_ids, scheduler="local", emit=emit)
+        failed = await _wait(session, lab, target, "local", job_ids, emit)
+    _summary(result, failed, False)
+    return 1 if result.errors or failed else 0
+
+
+def demo_app(lab_path: Path, runs: list[str], config: Config | None = None):
     """The TUI on the embedded default `local` target, going straight into sync then jobs."""
     from repx_tui.ui.app import RepxApp
 
-    return RepxApp(embedded_default(), lab_path=str(lab_path), target="local", runs=runs)
+    config = config or demo_config(lab_path.parent)
+    return RepxApp(config, lab_path=str(lab_path), target="local", runs=runs)

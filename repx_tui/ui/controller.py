@@ -67,6 +67,7 @@ class Controller:
         self.target: Target | None = None
         self.watcher: Any = None  # the running StatusWatcher, so a cancel can ask for a poll
         self._session: Any = None
+        self._session_lock = asyncio.Lock()  # status, run, cancel and logs may all connect at once
 
     # --- event plumbing ---------------------------------------------------------------
 
@@ -123,11 +124,12 @@ class Controller:
         from repx_tui.backend.session import TargetSession
 
         _lab, target = self._require()
-        if self._session is None or self._session.target != target:
-            if self._session is not None:
-                await self._session.close()
-            self._session = TargetSession(target, self.emit)
-        return await self._session.connect()
+        async with self._session_lock:  # one connect at a time: the transport's connect is not re-entrant
+            if self._session is None or self._session.target != target:
+                if self._session is not None:
+                    await self._session.close()
+                self._session = TargetSession(target, self.emit)
+            return await self._session.connect()
 
     @property
     def scheduler(self) -> str:

@@ -55,8 +55,8 @@ def short_id(job_id: str) -> str:
 def state_text(state: JobStateKind, stale: bool = False) -> Text:
     label = f"{STATE_GLYPH[state]} {state.value}"
     text = Text(label, style=STATE_STYLE[state])
-    if stale:
-        text.append(" (stale)", style="dim italic")
+    if stale:  # the status line says what "*" means; a long suffix would be cut in the column
+        text.append("*", style="bold yellow")
     return text
 
 

@@ -1,8 +1,9 @@
-"""Jobs: a DataTable keyed by job id, updated cell by cell from status events.
+"""Jobs: a virtual table keyed by job id, updated cell by cell from status events.
 
-Status updates never clear the table: changed cells are rewritten in place, so the cursor and the
-selection stay put. Only user actions that change which rows are shown (filter, sort, tree) lay
-the table out again, and they put the cursor back on the same row key.
+Status updates never rebuild the table: changed cells are rewritten in place, so the cursor and
+the selection stay put. Only user actions that change which rows are shown (filter, sort, tree)
+lay the rows out again (O(n) in plain Python, nothing measured or rendered off screen), and the
+cursor goes back to the same row key. Typing a filter is debounced.
 """
 
 from __future__ import annotations
@@ -14,25 +15,54 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
-from textual.widgets.data_table import RowDoesNotExist
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
 
 from repx_tui.backend.events import JobStateKind
 from repx_tui.ui import format as fmt
 from repx_tui.ui.model import JobInfo, JobsModel
+from repx_tui.ui.widgets.jobtable import SPAN, Column, JobTable, Row
 
-COLUMNS = (
-    ("sel", " "),
-    ("job", "job"),
-    ("state", "state"),
-    ("elapsed", "elapsed"),
-    ("run", "run"),
-    ("stage", "stage"),
-    ("slurm", "slurm id"),
-    ("node", "node"),
-    ("reason", "reason / exit"),
-)
+# (key, header, width); 0 = shares the room left over. The state, SLURM id, elapsed, node and
+# reason columns fit at 80 columns; run and stage only appear when job and reason keep room.
+JOB_COLUMN = ("job", "job", 0)
+REASON_COLUMN = ("reason", "reason / exit", 0)
+FIXED_COLUMNS = (("sel", " ", 1), ("state", "state", 12), ("elapsed", "elapsed", 8), ("slurm", "slurm id", 8), ("node", "node", 8))
+OPTIONAL_COLUMNS = (("run", "run", 10), ("stage", "stage", 14))  # in this order of priority
+# Cells job + reason must keep for an optional column to be shown: the flat list needs its run
+# (names without hash suffice there), the stage type only fits beside full job ids.
+JOB_WIDTH = (20, 36)  # min, max
+ROOM_FOR = {"run": 22 + 18, "stage": JOB_WIDTH[1] + 18}
+REASON_MIN = 12
+REASON_WANTED = 18  # the job column grows to JOB_WIDTH max only while reason keeps this
+HASH_PREFIX_MIN_WIDTH = 30  # a narrower job column shows job names without the hash prefix
 STATE_COLUMNS = ("state", "elapsed", "slurm", "node", "reason")
+FILTER_DEBOUNCE = 0.12  # seconds of no typing before a filter re-lays out 10,000 rows
+CHANGE_RELAYOUT_DELAY = 0.3  # rows entering/leaving a filter by a state change are coalesced
+
+
+def layout_columns(width: int, tree: bool) -> list[Column]:
+    """Columns that fit `width` cells: the fixed ones, optional ones while job and reason keep room."""
+    optional = [c for c in OPTIONAL_COLUMNS if not (tree and c[0] == "run")]  # tree rows show the run
+    chosen: list[tuple[str, str, int]] = []
+    for column in optional:
+        trial = [*chosen, column]
+        if _room(width, trial) >= ROOM_FOR[column[0]]:
+            chosen = trial
+    room = _room(width, chosen)
+    job = max(JOB_WIDTH[0], min(JOB_WIDTH[1], max(room - REASON_WANTED, room - REASON_MIN - 2)))
+    sel, state, elapsed, slurm, node = FIXED_COLUMNS
+    order = [sel, JOB_COLUMN[:2] + (job,), *[c for c in OPTIONAL_COLUMNS if c in chosen], state, slurm, elapsed, node]
+    order.append(REASON_COLUMN[:2] + (max(room - job, REASON_MIN),))
+    return [Column(*c) for c in order]
+
+
+def _room(width: int, optional: list[tuple[str, str, int]]) -> int:
+    """Cells left for job + reason after the fixed and optional columns and one space between each."""
+    columns = [*FIXED_COLUMNS, *optional]
+    separators = len(columns) + 1  # the job and reason columns add one more gap between them all
+    return width - sum(c[2] for c in columns) - separators
+
 
 # `l` / `h` cycle through these, like upstream's All → Failed → Running → Pending → Succeeded.
 STATE_FILTERS: tuple[tuple[str, frozenset[JobStateKind] | None], ...] = (
@@ -45,7 +75,9 @@ STATE_FILTERS: tuple[tuple[str, frozenset[JobStateKind] | None], ...] = (
     ("cancelled", frozenset({JobStateKind.CANCELLED})),
 )
 SORTS = ("lab order", "state", "elapsed", "job", "node")
-_STATE_RANK = {kind: i for i, kind in enumerate(JobStateKind)}
+# Keyed by the enum's plain string value: hashing a str-Enum member runs Python code, and these
+# lookups run 10,000 times per relayout.
+_STATE_RANK = {kind._value_: i for i, kind in enumerate(JobStateKind)}
 RUN_KEY_PREFIX = "\x1frun:"
 
 
@@ -55,6 +87,8 @@ def run_key(run: str) -> str:
 
 class JobsScreen(Screen):
     AUTO_FOCUS = "#jobs"
+    HELP_TITLE = "Jobs"
+    TABLE = JobTable  # the bench swaps in a DataTable-based baseline with the same methods
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
@@ -86,144 +120,175 @@ class JobsScreen(Screen):
         self.folded: set[str] = set()
         self.marked: set[str] = set()
         self.shown_jobs: set[str] = set()  # job ids with a row right now
+        self._cells: dict[str, Row] = {}  # job id -> its cells, rebuilt only when the job changes
+        self._names_only = False  # narrow job column: names without the hash prefix
+        self._last_in_run: set[str] = set()  # tree mode draws these with └
         self._relayout_pending = False
+        self._filter_timer: Timer | None = None
 
     @property
     def model(self) -> JobsModel:
         return self.app.jobs_model
 
+    @property
+    def table(self) -> JobTable:
+        return self.query_one("#jobs", self.TABLE)
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="jobs-header"):
             yield Static("Jobs", id="title", classes="title")
             yield Static("", id="jobs-status")
-        yield Input(placeholder="filter: text matches job, run, stage, state — Enter/Esc to leave", id="filter")
-        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter: job, run, stage, state or node — Enter/Esc to leave", id="filter")
+        yield self.TABLE(id="jobs")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self.query_one("#filter", Input).display = False
+        self._set_columns()
         self.relayout()
+
+    def on_resize(self) -> None:
+        self._set_columns()
+
+    def _set_columns(self) -> None:
+        width = max(self.size.width - 2, 40)  # the vertical scrollbar takes two cells
+        columns = layout_columns(width, self.tree_view)
+        job_width = next(c.width for c in columns if c.key == "job") - (2 if self.tree_view else 0)
+        self._names_only = job_width < HASH_PREFIX_MIN_WIDTH
+        self.table.set_columns(columns)
 
     # --- what is shown ----------------------------------------------------------------
 
-    def _matches(self, info: JobInfo) -> bool:
-        wanted = STATE_FILTERS[self.state_filter_index][1]
-        if wanted is not None and info.state.state not in wanted:
-            return False
-        if not self.text_filter:
-            return True
+    def _matcher(self):
+        """A predicate for the current state filter and text filter, built once per relayout."""
+        kinds = STATE_FILTERS[self.state_filter_index][1]
+        wanted = None if kinds is None else {k._value_ for k in kinds}
         needle = self.text_filter.lower()
-        haystack = (info.id, info.name, info.run, info.stage, info.state.state.value, info.state.node or "")
-        return any(needle in field.lower() for field in haystack)
+
+        def matches(info: JobInfo) -> bool:
+            state = info.state.state._value_
+            if wanted is not None and state not in wanted:
+                return False
+            if not needle:
+                return True
+            haystack = (info.id, info.name, info.run, info.stage, state, info.state.node or "")
+            return any(needle in field.lower() for field in haystack)
+
+        return matches
 
     def _sorted(self, infos: Iterable[JobInfo]) -> list[JobInfo]:
         sort = SORTS[self.sort_index]
         keys = {
             "lab order": lambda i: i.order,
-            "state": lambda i: (_STATE_RANK[i.state.state], i.order),
+            "state": lambda i: (_STATE_RANK[i.state.state._value_], i.order),
             "elapsed": lambda i: (i.state.elapsed or "", i.order),
             "job": lambda i: (i.name, i.id),
             "node": lambda i: (i.state.node or "", i.order),
         }
         return sorted(infos, key=keys[sort], reverse=self.reverse)
 
-    def _layout_rows(self) -> list[tuple[str, list]]:
-        """(row key, cells) in display order for the current filter, sort and tree mode."""
-        rows: list[tuple[str, list]] = []
+    def _layout_keys(self) -> list[str]:
+        """Row keys in display order for the current filter, sort and tree mode."""
+        model, matches = self.model, self._matcher()
+        self._last_in_run = set()
         if not self.tree_view:
-            jobs = self._sorted(i for i in self.model.jobs.values() if self._matches(i))
-            return [(i.id, self._job_cells(i)) for i in jobs]
-        for run, job_ids in self.model.runs.items():
-            jobs = self._sorted(i for i in (self.model.jobs[j] for j in job_ids) if self._matches(i))
+            return [i.id for i in self._sorted(i for i in model.jobs.values() if matches(i))]
+        keys: list[str] = []
+        for run, job_ids in model.runs.items():
+            jobs = self._sorted(i for i in map(model.jobs.__getitem__, job_ids) if matches(i))
             if not jobs and (self.text_filter or self.state_filter_index):
                 continue
-            rows.append((run_key(run), self._run_cells(run)))
-            if run in self.folded:
+            keys.append(run_key(run))
+            if run in self.folded or not jobs:
                 continue
-            for n, info in enumerate(jobs):
-                rows.append((info.id, self._job_cells(info, last=n == len(jobs) - 1)))
-        return rows
+            keys.extend(i.id for i in jobs)
+            self._last_in_run.add(jobs[-1].id)
+        return keys
 
     def relayout(self) -> None:
-        """Lay the table out again (user changed filter/sort/tree); keep the cursor's row."""
+        """Lay the rows out again (user changed filter/sort/tree); the cursor keeps its row."""
         self._relayout_pending = False
-        table = self.query_one(DataTable)
-        current = self.cursor_key()
-        rows = self._layout_rows()
-        table.clear()
-        self.shown_jobs = set()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-            if not key.startswith(RUN_KEY_PREFIX):
-                self.shown_jobs.add(key)
-        if current is not None and current in table.rows:
-            table.move_cursor(row=table.get_row_index(current), animate=False)
+        keys = self._layout_keys()
+        self.shown_jobs = {k for k in keys if not k.startswith(RUN_KEY_PREFIX)}
+        self.table.set_rows(keys, self._row, groups=(k for k in keys if k.startswith(RUN_KEY_PREFIX)))
         self._update_status()
+
+    def _relayout_soon(self, delay: float) -> None:
+        if not self._relayout_pending:
+            self._relayout_pending = True
+            self.set_timer(delay, self._pending_relayout)
+
+    def _pending_relayout(self) -> None:
+        if self._relayout_pending:
+            self.relayout()
 
     # --- cells ------------------------------------------------------------------------
 
     def _mark(self, job_id: str) -> Text:
         return Text("●", style="bold yellow") if job_id in self.marked else Text(" ")
 
-    def _job_cells(self, info: JobInfo, last: bool = False) -> list:
-        label = fmt.short_id(info.id)
+    def _row(self, key: str) -> Row:
+        """A row's cells, asked for by the table only when the row is drawn."""
+        if key.startswith(RUN_KEY_PREFIX):
+            return self._run_row(key[len(RUN_KEY_PREFIX):])
+        cells = self._cells.get(key)
+        if cells is None:
+            cells = self._cells[key] = self._job_cells(self.model.jobs[key])
+        label = self.model.jobs[key].name if self._names_only else cells["job"]
         if self.tree_view:
-            label = ("└ " if last else "├ ") + label
-        state, elapsed, slurm, node, reason = self._state_cells(info)
-        return [self._mark(info.id), label, state, elapsed, info.run, info.stage, slurm, node, reason]
+            label = ("└ " if key in self._last_in_run else "├ ") + label
+        return cells if label is cells["job"] else {**cells, "job": label}
+
+    def _job_cells(self, info: JobInfo) -> Row:
+        cells: Row = {"sel": self._mark(info.id), "job": fmt.short_id(info.id), "run": info.run, "stage": info.stage}
+        cells.update(zip(STATE_COLUMNS, self._state_cells(info)))
+        return cells
 
     def _state_cells(self, info: JobInfo) -> list:
         s = info.state
         reason = s.reason or ""
-        if s.exit_code is not None:
+        if s.exit_code:  # "exit 0" on every succeeded job would only be noise
             reason = f"exit {s.exit_code}" + (f": {reason}" if reason else "")
         return [fmt.state_text(s.state, s.stale), s.elapsed or "", s.slurm_id or "", s.node or "", reason]
 
-    def _run_cells(self, run: str) -> list:
+    def _run_row(self, run: str) -> Row:
         counts = self.model.counts.get(run, {})
         total = sum(counts.values())
         done = counts.get(JobStateKind.SUCCEEDED, 0)
         folded = "▸" if run in self.folded else "▾"
-        rollup = Text(f"{done}/{total} ", style="bold")
+        rollup = Text(f"{done}/{total} done  ", style="bold")
         for kind in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.FAILED, JobStateKind.CANCELLED, JobStateKind.PENDING, JobStateKind.BLOCKED):
             if counts.get(kind):
-                rollup.append(f"{fmt.STATE_GLYPH[kind]}{counts[kind]} ", style=fmt.STATE_STYLE[kind])
+                rollup.append(f"{fmt.STATE_GLYPH[kind]} {counts[kind]} {kind.value}  ", style=fmt.STATE_STYLE[kind])
         marked = sum(1 for j in self.model.runs.get(run, ()) if j in self.marked)
         mark = Text("◐" if marked else " ", style="bold yellow")
-        return [mark, Text(f"{folded} {run}", style="bold underline"), rollup, "", Text(f"{total} jobs", style="grey50"), "", "", "", ""]
+        return {"sel": mark, "job": Text(f"{folded} {run}", style="bold"), "state": rollup, SPAN: "state"}
 
     # --- live updates -------------------------------------------------------------------
 
     def apply_changes(self, job_ids: set[str], runs: set[str]) -> None:
-        """Rewrite only the cells of rows whose state changed; never clear the table."""
+        """Rewrite only the cells of rows whose state changed; never rebuild the table."""
         if not self.is_mounted:
             return
-        table = self.query_one(DataTable)
+        table, matches = self.table, self._matcher()
         needs_layout = False
         for job_id in job_ids:
             info = self.model.jobs[job_id]
+            self._cells.pop(job_id, None)
             shown = job_id in self.shown_jobs
-            wanted = self._matches(info) and not (self.tree_view and info.run in self.folded)
-            if shown and not wanted:
-                table.remove_row(job_id)
-                self.shown_jobs.discard(job_id)
-            elif wanted and not shown:
-                needs_layout = True  # a DataTable cannot insert mid-table: coalesce one relayout
-            elif shown:
-                for column, cell in zip(STATE_COLUMNS, self._state_cells(info)):
-                    table.update_cell(job_id, column, cell, update_width=column != "state")
+            wanted = matches(info) and not (self.tree_view and info.run in self.folded)
+            if shown != wanted or (shown and SORTS[self.sort_index] in ("state", "elapsed", "node")):
+                needs_layout = True  # a row enters/leaves the filter or moves in the sort order
+            if shown:
+                table.refresh_row(job_id)
         for run in runs:
             key = run_key(run)
             if key in table.rows:
-                table.update_cell(key, "state", self._run_cells(run)[2], update_width=True)
+                table.refresh_row(key)
             elif self.tree_view:
                 needs_layout = True
-        if needs_layout and not self._relayout_pending:
-            self._relayout_pending = True
-            self.set_timer(0.3, self.relayout)
+        if needs_layout:
+            self._relayout_soon(CHANGE_RELAYOUT_DELAY)
         self._update_status()
 
     def _update_status(self) -> None:
@@ -239,26 +304,22 @@ class JobsScreen(Screen):
             parts.append(f"{len(self.marked)} marked")
         text = Text("  ·  ".join(parts))
         if self.model.stale_since is not None or self.model.error:
-            text.append(f"   ⚠ stale: {self.model.error or 'target not answering'}", style="bold yellow")
+            why = self.model.error or "target not answering"
+            text.append(f"   ⚠ stale (* = last known): {why}", style="bold yellow")
         self.query_one("#jobs-status", Static).update(text)
 
     # --- cursor and selection ---------------------------------------------------------
 
     def cursor_key(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except RowDoesNotExist:
-            return None
+        return self.table.cursor_key
 
     def _jobs_under(self, key: str | None) -> list[str]:
         if key is None:
             return []
         if key.startswith(RUN_KEY_PREFIX):
             run = key[len(RUN_KEY_PREFIX):]
-            return [j for j in self.model.runs.get(run, ()) if self._matches(self.model.jobs[j])]
+            matches = self._matcher()
+            return [j for j in self.model.runs.get(run, ()) if matches(self.model.jobs[j])]
         return [key]
 
     def chosen_jobs(self) -> list[str]:
@@ -268,15 +329,15 @@ class JobsScreen(Screen):
         return self._jobs_under(self.cursor_key())
 
     def _redraw_marks(self, job_ids: Iterable[str]) -> None:
-        table = self.query_one(DataTable)
+        table = self.table
         runs = set()
         for job_id in job_ids:
-            if job_id in table.rows:
-                table.update_cell(job_id, "sel", self._mark(job_id))
+            if job_id in self._cells:
+                self._cells[job_id]["sel"] = self._mark(job_id)
+            table.refresh_row(job_id)
             runs.add(self.model.jobs[job_id].run)
         for run in runs:
-            if run_key(run) in table.rows:
-                table.update_cell(run_key(run), "sel", self._run_cells(run)[0])
+            table.refresh_row(run_key(run))
         self._update_status()
 
     def action_toggle_mark(self) -> None:
@@ -286,7 +347,7 @@ class JobsScreen(Screen):
         else:
             self.marked.update(jobs)
         self._redraw_marks(jobs)
-        self.query_one(DataTable).action_cursor_down()
+        self.table.action_cursor_down()
 
     def action_mark_all(self) -> None:
         if self.shown_jobs and self.shown_jobs <= self.marked:
@@ -307,17 +368,16 @@ class JobsScreen(Screen):
     # --- view actions -----------------------------------------------------------------
 
     def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
+        self.table.action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()
+        self.table.action_cursor_up()
 
     def action_go_top(self) -> None:
-        self.query_one(DataTable).move_cursor(row=0, animate=False)
+        self.table.move_cursor(row=0, animate=False)
 
     def action_go_end(self) -> None:
-        table = self.query_one(DataTable)
-        table.move_cursor(row=max(table.row_count - 1, 0), animate=False)
+        self.table.move_cursor(row=max(self.table.row_count - 1, 0), animate=False)
 
     def action_state_filter(self, step: int) -> None:
         self.state_filter_index = (self.state_filter_index + step) % len(STATE_FILTERS)
@@ -333,6 +393,7 @@ class JobsScreen(Screen):
 
     def action_toggle_tree(self) -> None:
         self.tree_view = not self.tree_view
+        self._set_columns()
         self.relayout()
 
     def action_fold(self) -> None:
@@ -342,8 +403,7 @@ class JobsScreen(Screen):
         run = key[len(RUN_KEY_PREFIX):] if key.startswith(RUN_KEY_PREFIX) else self.model.jobs[key].run
         self.folded.symmetric_difference_update({run})
         self.relayout()
-        table = self.query_one(DataTable)
-        table.move_cursor(row=table.get_row_index(run_key(run)), animate=False)
+        self.table.move_cursor(row=self.table.get_row_index(run_key(run)), animate=False)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -351,8 +411,17 @@ class JobsScreen(Screen):
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.text_filter = event.value.strip()
+        if event.input.id != "filter":
+            return
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        text = self.query_one("#filter", Input).value.strip()
+        if text != self.text_filter:
+            self.text_filter = text
             self.relayout()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -360,18 +429,21 @@ class JobsScreen(Screen):
             self._close_filter()
 
     def _close_filter(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._apply_filter()  # Enter/Esc apply what was typed at once
         box = self.query_one("#filter", Input)
         box.display = bool(self.text_filter)
-        self.query_one(DataTable).focus()
+        self.table.focus()
 
     def on_key(self, event) -> None:
         if event.key == "escape" and self.query_one("#filter", Input).has_focus:
             event.stop()
             self._close_filter()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_job_table_row_selected(self, event: JobTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value.startswith(RUN_KEY_PREFIX):
+        if event.row_key.startswith(RUN_KEY_PREFIX):
             self.action_fold()
         else:
             self.action_open_logs()
