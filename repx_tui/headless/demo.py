@@ -55,19 +55,9 @@ async def main(args: argparse.Namespace) -> int:
 
 async def run_headless(config: Config, lab, runs: list[str]) -> int:
     """What `repx-tui run RUNS --headless --wait` does, on the demo's own config."""
-    from repx_tui.backend.schedulers import submit
-    from repx_tui.backend.session import TargetSession
-    from repx_tui.headless.run import _printer, _summary, _wait
+    from repx_tui.headless.run import run_jobs
 
-    target = config.target("local")
-    job_ids = lab.resolve(runs)
-    emit = _printer(False)
-    async with TargetSession(target, emit) as session:
-        await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
-        result = await submit(session.transport, session.layout, lab, target, job_ids, scheduler="local", emit=emit)
-        failed = await _wait(session, lab, target, "local", job_ids, emit)
-    _summary(result, failed, False)
-    return 1 if result.errors or failed else 0
+    return await run_jobs(config.target("local"), lab, lab.resolve(runs), scheduler="local", wait=True)
 
 
 def demo_app(lab_path: Path, runs: list[str], config: Config | None = None):

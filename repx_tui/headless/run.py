@@ -13,13 +13,13 @@ import asyncio
 import json
 import sys
 
-from repx_tui.backend.config import load_config
+from repx_tui.backend.config import Target, load_config
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import (
     Event, JobsChanged, JobSkipped, JobStateKind, JobSubmitted, Notice, PhaseDone, PhaseFailed, PhaseSkipped, PhaseStarted,
 )
 from repx_tui.backend.lab import Lab
-from repx_tui.backend.resources import load_resources
+from repx_tui.backend.resources import Resources, load_resources
 from repx_tui.backend.schedulers import SubmitResult, submit
 from repx_tui.backend.session import TargetSession
 
@@ -66,17 +66,33 @@ async def main(args: argparse.Namespace) -> int:
     scheduler = args.scheduler or target.scheduler(config.default_scheduler)
     resources = load_resources(args.resources) if scheduler == "slurm" else None
     lab = Lab.load(args.lab)
-    job_ids = lab.resolve(args.runs)
-    emit = _printer(args.json)
-    runs = sorted({lab.run_of(j) for j in job_ids})
+    return await run_jobs(
+        target, lab, lab.resolve(args.runs), scheduler=scheduler, resources=resources,
+        execution_type=args.execution_type, wait=args.wait, as_json=args.json,
+    )
+
+
+async def run_jobs(
+    target: Target,
+    lab: Lab,
+    job_ids: list[str],
+    *,
+    scheduler: str,
+    resources: Resources | None = None,
+    execution_type: str | None = None,
+    wait: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Sync, submit, optionally wait, and print it all; the exit code (1 if anything failed)."""
+    emit = _printer(as_json)
     async with TargetSession(target, emit) as session:
-        await session.sync(lab, runs=runs)
+        await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
         result = await submit(
             session.transport, session.layout, lab, target, job_ids,
-            scheduler=scheduler, resources=resources, execution_type=args.execution_type, emit=emit,
+            scheduler=scheduler, resources=resources, execution_type=execution_type, emit=emit,
         )
-        failed = await _wait(session, lab, target, scheduler, job_ids, emit) if args.wait else []
-    _summary(result, failed, args.json)
+        failed = await _wait(session, lab, target, scheduler, job_ids, emit) if wait else []
+    _summary(result, failed, as_json)
     return 1 if result.errors or failed else 0
 
 
