@@ -3,14 +3,17 @@ fed only by backend events that the Controller forwards as messages."""
 
 from __future__ import annotations
 
+import gc
 import posixpath
 import time
 from functools import partial
 from typing import Callable, Sequence
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widgets import Input
 
 from repx_tui.backend.config import Config
 from repx_tui.backend.events import (
@@ -53,7 +56,7 @@ class RepxCommands(Provider):
             ("Re-check targets", "run every target's health checks again", app.check_targets),
             ("Cancel selected jobs", "with confirmation, dependants included", app.cancel_selected),
             ("Show keys", "every key binding", app.action_help),
-            ("Quit", "leave repx-tui", app.exit),
+            ("Quit", "leave repx-tui (stops following, closes the connection)", app.action_quit),
         ]
 
     async def discover(self) -> Hits:
@@ -102,6 +105,7 @@ class RepxApp(App):
         self.sync_model = SyncModel(clock=clock)
         self.targets_model = TargetsModel(names=list(config.targets))
         self._last_stale_error: str | None = None
+        self._gc_frozen = False
 
     # --- startup ----------------------------------------------------------------------
 
@@ -117,13 +121,14 @@ class RepxApp(App):
         if not self.autostart:
             return
         if self.current_mode == "targets":
-            self.check_targets()
+            self.check_unchecked_targets()
         if self.lab_path:
             self.controller.load_lab(self.lab_path)
 
     def on_lab_loaded(self, message: LabLoaded) -> None:
         self.jobs_model.load_lab(message.lab)
         self._jobs_screen_call(lambda s: s.relayout())
+        gc.freeze()  # the Lab lives as long as the app: keep full collections from re-scanning it
         if self.controller.target is None or not self.autostart:
             return
         if self.runs:
@@ -138,6 +143,13 @@ class RepxApp(App):
         if screen:
             screen.show_checking(names)
         self.controller.check_targets(names)
+
+    def check_unchecked_targets(self) -> None:
+        """Check the targets with no result and no check under way (the demo and `run` start on
+        other screens, so the Targets screen can be opened before anything was checked)."""
+        model = self.targets_model
+        if self.autostart and any(n not in model.health and n not in model.checking for n in model.names):
+            self.check_targets()
 
     def pick_target(self, name: str) -> None:
         self.controller.pick_target(name)
@@ -192,6 +204,11 @@ class RepxApp(App):
     def _on_jobs(self, event: JobsChanged) -> None:
         changed, runs = self.jobs_model.apply(event)
         self._jobs_screen_call(lambda s: s.apply_changes(changed, runs))
+        if not self._gc_frozen:
+            # The first status event creates a state per job, kept until the app ends; a full
+            # collection over ~10^6 such objects stalled a keypress for 0.6-0.9 s at 10k jobs.
+            self._gc_frozen = True
+            gc.freeze()
         if event.error and event.error != self._last_stale_error:
             self.notify(event.error, title="status is stale", severity="warning")
         self._last_stale_error = event.error
@@ -204,6 +221,29 @@ class RepxApp(App):
     def on_task_done(self, message: TaskDone) -> None:
         if message.task == "run" and self.current_mode == "sync":
             self.switch_mode("jobs")
+
+    def get_system_commands(self, screen):
+        """Textual's own entries, minus the two ours replace: its Quit skips closing the target
+        connection, its Keys panel duplicates `?`."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+    async def _on_key(self, event: events.Key) -> None:
+        """Characters typed right after `/` went to the table or log, not the box it opened:
+        Textual runs the `/` binding only once that key has bubbled back up here, after the next
+        keys were handed to the old focus. They bubble up here with the box focused: type them
+        into it (else they were lost, or ran as keys: a `2` switched to the Sync screen). The
+        box's own printable keys never get here, it stops them."""
+        box = self.focused
+        if isinstance(box, Input) and event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()  # App._on_key (bindings) runs next in the MRO otherwise
+            if box.selection.is_empty:
+                box.insert_text_at_cursor(event.character)
+            else:
+                box.replace(event.character, *box.selection)
+        # else: App._on_key runs after this one (handlers are called along the MRO)
 
     async def action_quit(self) -> None:
         """Stop the backend tasks and close the target connection, then leave."""
@@ -270,7 +310,7 @@ class RepxApp(App):
             ("y", "Copy output path", "yank"),
             ("m", "Mark / unmark", "mark"),
         ]
-        self.push_screen(KeyMenu("Actions", entries), self._menu_chosen)
+        self._push_menu("Actions", entries)
 
     def go_menu(self) -> None:
         entries = [
@@ -281,7 +321,14 @@ class RepxApp(App):
             ("s", "Sync", "sync"),
             ("j", "Jobs", "jobs"),
         ]
-        self.push_screen(KeyMenu("Go to", entries), self._menu_chosen)
+        self._push_menu("Go to", entries)
+
+    def _push_menu(self, title: str, entries: list[tuple[str, str, str]]) -> None:
+        """Menus are composed once and installed, so opening one again costs no compose."""
+        name = f"menu:{title}"
+        if not self.is_screen_installed(name):
+            self.install_screen(KeyMenu(title, entries), name)
+        self.push_screen(name, self._menu_chosen)
 
     def _menu_chosen(self, action: str | None) -> None:
         jobs = self._screen_of(JobsScreen)

@@ -140,9 +140,9 @@ async def test_help_palette_sync_targets_and_quit():
         await pilot.press("1")
         for event in health_events():
             app.controller.feed(event)
-        await async_wait_until(lambda: "Permission denied" in screen_text(app), timeout=5)
-        await pilot.press("j")
-        assert "ssh -o BatchMode=yes" in screen_text(app)
+        await async_wait_until(lambda: "✗" in screen_text(app), timeout=5)  # cells are cut to fit
+        await pilot.press("j")  # the panel spells out the highlighted target's checks in full
+        assert "Permission denied" in screen_text(app) and "ssh -o BatchMode=yes" in screen_text(app)
         await pilot.press("ctrl+p", *"jobs")
         await pilot.press("enter")
         await async_wait_until(lambda: app.current_mode == "jobs", timeout=5)

@@ -37,13 +37,15 @@ class CancelScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key in ("job", "run", "why", "state", "outcome"):
-            table.add_column(key, key=key)
+        # One "state / outcome" column: the state until the answer comes, then the outcome (two
+        # columns did not fit the dialog at 100 columns, and the old state was stale by then).
+        for key, label in (("job", "job"), ("run", "run"), ("why", "why"), ("outcome", "state / outcome")):
+            table.add_column(label, key=key)
         for job_id in self.jobs:
             info = self.model.jobs.get(job_id)
             why = "selected" if job_id in self.requested else "dependant"
             state = fmt.state_text(info.state.state) if info else Text("?")
-            table.add_row(fmt.short_id(job_id), info.run if info else "", why, state, "", key=job_id)
+            table.add_row(fmt.short_id(job_id), info.run if info else "", why, state, key=job_id)
         dependants = len(self.jobs) - len(self.requested & set(self.jobs))
         self.query_one("#cancel-title", Static).update(
             Text.from_markup(f"[b]Cancel {len(self.jobs)} job(s)?[/b]  ({len(self.requested)} selected + {dependants} dependant(s))")
@@ -64,8 +66,12 @@ class CancelScreen(ModalScreen[bool]):
         self.outcomes[event.job] = event
         table = self.query_one(DataTable)
         if event.job not in table.rows:
-            table.add_row(fmt.short_id(event.job), "", "also", "", "", key=event.job)
-        cell = Text(f"✓ cancelled {event.detail}", style="green") if event.ok else Text(f"✗ {event.detail or 'failed'}", style="bold red")
+            table.add_row(fmt.short_id(event.job), "", "also", "", key=event.job)
+        if event.ok:  # the detail is mostly "cancelled by request": only say more when it adds something
+            extra = event.detail if event.detail and "cancel" not in event.detail.lower() else ""
+            cell = Text(f"✓ cancelled {extra}".rstrip(), style="green")
+        else:
+            cell = Text(f"✗ {event.detail or 'failed'}", style="bold red")
         table.update_cell(event.job, "outcome", cell, update_width=True)
         done = sum(1 for j in self.jobs if j in self.outcomes)
         failed = sum(1 for o in self.outcomes.values() if not o.ok)

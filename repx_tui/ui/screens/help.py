@@ -29,10 +29,10 @@ def bindings_table(title: str, bindings, extra=()) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
-    seen = set()
+    seen = {(key, None) for key, _text in extra}  # a key explained below is not listed twice
     for b in bindings:
         b = b if isinstance(b, Binding) else Binding(*b)
-        if (b.key, b.action) in seen:
+        if (b.key, b.action) in seen or (b.key, None) in seen:
             continue
         seen.add((b.key, b.action))
         table.add_row(_pretty(b.key), b.description or b.action)
@@ -51,7 +51,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         name = getattr(self.under, "HELP_TITLE", type(self.under).__name__.removesuffix("Screen"))
         with VerticalScroll(id="help-box", classes="dialog"):
-            yield Static("[b]Keys[/b]   (Esc closes)", classes="title")
+            yield Static("[b]Keys[/b]   (↑/↓ PgUp/PgDn scroll, Esc closes)", classes="title")
             yield Static(bindings_table(f"{name} screen", self.under.BINDINGS, EXTRA_KEYS.get(name, ())))
             for title, keys in MENU_KEYS.items():
                 yield Static(bindings_table(title, [], keys))

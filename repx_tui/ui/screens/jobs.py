@@ -16,11 +16,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from repx_tui.backend.events import JobStateKind
 from repx_tui.ui import format as fmt
 from repx_tui.ui.model import JobInfo, JobsModel
+from repx_tui.ui.widgets.footer import StableFooter
 from repx_tui.ui.widgets.jobtable import SPAN, Column, JobTable, Row
 
 # (key, header, width); 0 = shares the room left over. The state, SLURM id, elapsed, node and
@@ -120,6 +121,7 @@ class JobsScreen(Screen):
         self.folded: set[str] = set()
         self.marked: set[str] = set()
         self.shown_jobs: set[str] = set()  # job ids with a row right now
+        self._haystacks: dict[str, str] = {}  # job id -> its fixed fields for the text filter
         self._cells: dict[str, Row] = {}  # job id -> its cells, rebuilt only when the job changes
         self._names_only = False  # narrow job column: names without the hash prefix
         self._last_in_run: set[str] = set()  # tree mode draws these with └
@@ -138,9 +140,9 @@ class JobsScreen(Screen):
         with Horizontal(id="jobs-header"):
             yield Static("Jobs", id="title", classes="title")
             yield Static("", id="jobs-status")
-        yield Input(placeholder="filter: job, run, stage, state or node — Enter/Esc to leave", id="filter")
+        yield Input(placeholder="filter: job, run, stage, state or node — Enter/Esc to leave", id="filter", select_on_focus=False)
         yield self.TABLE(id="jobs")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -159,11 +161,22 @@ class JobsScreen(Screen):
 
     # --- what is shown ----------------------------------------------------------------
 
+    def _filtering(self) -> bool:
+        return bool(self.state_filter_index or self.text_filter)
+
+    def _haystack(self, info: JobInfo) -> str:
+        """The job's fixed searchable fields, lower-cased once (relayouts run 10,000 of these)."""
+        hay = self._haystacks.get(info.id)
+        if hay is None:
+            hay = self._haystacks[info.id] = "\0".join((info.id, info.name, info.run, info.stage)).lower()
+        return hay
+
     def _matcher(self):
         """A predicate for the current state filter and text filter, built once per relayout."""
         kinds = STATE_FILTERS[self.state_filter_index][1]
         wanted = None if kinds is None else {k._value_ for k in kinds}
         needle = self.text_filter.lower()
+        haystack = self._haystack
 
         def matches(info: JobInfo) -> bool:
             state = info.state.state._value_
@@ -171,15 +184,15 @@ class JobsScreen(Screen):
                 return False
             if not needle:
                 return True
-            haystack = (info.id, info.name, info.run, info.stage, state, info.state.node or "")
-            return any(needle in field.lower() for field in haystack)
+            return needle in haystack(info) or needle in state or needle in (info.state.node or "").lower()
 
         return matches
 
-    def _sorted(self, infos: Iterable[JobInfo]) -> list[JobInfo]:
+    def _sorted(self, infos: list[JobInfo]) -> list[JobInfo]:
         sort = SORTS[self.sort_index]
+        if sort == "lab order":  # the model keeps every list in Lab order already
+            return infos[::-1] if self.reverse else infos
         keys = {
-            "lab order": lambda i: i.order,
             "state": lambda i: (_STATE_RANK[i.state.state._value_], i.order),
             "elapsed": lambda i: (i.state.elapsed or "", i.order),
             "job": lambda i: (i.name, i.id),
@@ -187,30 +200,38 @@ class JobsScreen(Screen):
         }
         return sorted(infos, key=keys[sort], reverse=self.reverse)
 
-    def _layout_keys(self) -> list[str]:
-        """Row keys in display order for the current filter, sort and tree mode."""
-        model, matches = self.model, self._matcher()
+    def _pick(self, infos: Iterable[JobInfo]) -> list[JobInfo]:
+        if not self._filtering():
+            return list(infos)
+        matches = self._matcher()
+        return [i for i in infos if matches(i)]
+
+    def _layout_keys(self) -> tuple[list[str], list[str]]:
+        """Row keys in display order for the current filter, sort and tree mode, and the run rows."""
+        model = self.model
         self._last_in_run = set()
         if not self.tree_view:
-            return [i.id for i in self._sorted(i for i in model.jobs.values() if matches(i))]
+            return [i.id for i in self._sorted(self._pick(model.jobs.values()))], []
         keys: list[str] = []
+        groups: list[str] = []
         for run, job_ids in model.runs.items():
-            jobs = self._sorted(i for i in map(model.jobs.__getitem__, job_ids) if matches(i))
-            if not jobs and (self.text_filter or self.state_filter_index):
+            jobs = self._sorted(self._pick(map(model.jobs.__getitem__, job_ids)))
+            if not jobs and self._filtering():
                 continue
-            keys.append(run_key(run))
+            groups.append(run_key(run))
+            keys.append(groups[-1])
             if run in self.folded or not jobs:
                 continue
-            keys.extend(i.id for i in jobs)
+            keys.extend([i.id for i in jobs])
             self._last_in_run.add(jobs[-1].id)
-        return keys
+        return keys, groups
 
     def relayout(self) -> None:
         """Lay the rows out again (user changed filter/sort/tree); the cursor keeps its row."""
         self._relayout_pending = False
-        keys = self._layout_keys()
-        self.shown_jobs = {k for k in keys if not k.startswith(RUN_KEY_PREFIX)}
-        self.table.set_rows(keys, self._row, groups=(k for k in keys if k.startswith(RUN_KEY_PREFIX)))
+        keys, groups = self._layout_keys()
+        self.shown_jobs = set(keys).difference(groups)
+        self.table.set_rows(keys, self._row, groups=groups)
         self._update_status()
 
     def _relayout_soon(self, delay: float) -> None:
@@ -260,8 +281,9 @@ class JobsScreen(Screen):
         for kind in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.FAILED, JobStateKind.CANCELLED, JobStateKind.PENDING, JobStateKind.BLOCKED):
             if counts.get(kind):
                 rollup.append(f"{fmt.STATE_GLYPH[kind]} {counts[kind]} {kind.value}  ", style=fmt.STATE_STYLE[kind])
-        marked = sum(1 for j in self.model.runs.get(run, ()) if j in self.marked)
-        mark = Text("◐" if marked else " ", style="bold yellow")
+        jobs = self.model.runs.get(run, ())
+        marked = sum(1 for j in jobs if j in self.marked)
+        mark = Text("●" if jobs and marked == len(jobs) else "◐" if marked else " ", style="bold yellow")
         return {"sel": mark, "job": Text(f"{folded} {run}", style="bold"), "state": rollup, SPAN: "state"}
 
     # --- live updates -------------------------------------------------------------------
@@ -408,7 +430,10 @@ class JobsScreen(Screen):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        # At once, not via focus() (a call_later): keys typed right after `/` are already
+        # queued and would otherwise reach the table (a typed `2` switched to the Sync screen).
+        self.set_focus(box)
+        box.select_all()  # typing replaces the old text; done here, not by a later Focus event
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter":
@@ -437,7 +462,8 @@ class JobsScreen(Screen):
         self.table.focus()
 
     def on_key(self, event) -> None:
-        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
+        box = self.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
             event.stop()
             self._close_filter()
 

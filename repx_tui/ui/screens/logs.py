@@ -7,9 +7,10 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog, Static
+from textual.widgets import Input, RichLog, Static
 
 from repx_tui.ui import format as fmt
+from repx_tui.ui.widgets.footer import StableFooter
 
 MAX_LINES = 20_000
 
@@ -49,7 +50,7 @@ class LogsScreen(Screen):
         Binding("s", "switch_stream", "stdout/stderr", show=False),
         Binding("w", "toggle_wrap", "Wrap"),
         Binding("slash", "search", "Search"),
-        Binding("n", "next_match(1)", "Next", show=False),
+        Binding("n", "next_match(1)", "Next match"),
         Binding("N", "next_match(-1)", "Prev", show=False),
         Binding("end", "follow", "Follow"),
         Binding("G", "follow", "Follow", show=False),
@@ -72,8 +73,8 @@ class LogsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="log-status", classes="title")
         yield LogView(id="log", max_lines=MAX_LINES, wrap=False, auto_scroll=True, min_width=20)
-        yield Input(placeholder="search (Enter: find, Esc: close)", id="search")
-        yield Footer()
+        yield Input(placeholder="search (Enter: find, Esc: close)", id="search", select_on_focus=False)
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
@@ -95,6 +96,8 @@ class LogsScreen(Screen):
         if stream == self.stream and self.is_mounted:
             for line in complete:
                 self.log_view.write(self._render_line(line), scroll_end=self.following)
+            if complete:
+                self._update_status()  # the line count in the header
 
     def _render_line(self, line: str) -> Text:
         text = Text(line)
@@ -116,9 +119,11 @@ class LogsScreen(Screen):
     def _update_status(self) -> None:
         mode = Text(" FOLLOWING ", style="bold black on green") if self.following else Text(" PAUSED ", style="bold black on yellow")
         text = Text.assemble(Text(f"{fmt.short_id(self.job_id)} ", style="bold"), Text(f"[{self.stream}] ", style="cyan"), mode)
-        text.append(f"  wrap {'on' if self.wrap else 'off'}  {len(self.lines[self.stream])} lines")
+        count = len(self.lines[self.stream])
+        text.append(f"  wrap {'on' if self.wrap else 'off'}  " + (f"{count} lines" if count else "no output (yet)"))
         if self.search_term:
-            text.append(f"  search: {self.search_term!r}")
+            where = f" @ line {self.match_line + 1}" if self.match_line is not None else ""
+            text.append(f"  /{self.search_term}{where}", style="bold")
         self.query_one("#log-status", Static).update(text)
 
     # --- follow -----------------------------------------------------------------------
@@ -160,7 +165,10 @@ class LogsScreen(Screen):
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
         box.display = True
-        box.focus()
+        # At once, not via focus() (a call_later): keys typed right after `/` are already
+        # queued and would otherwise reach the table (a typed `2` switched to the Sync screen).
+        self.set_focus(box)
+        box.select_all()  # typing replaces the old text; done here, not by a later Focus event
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

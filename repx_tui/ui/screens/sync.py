@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from repx_tui.backend.events import LayerAction, LayerProgress
 from repx_tui.ui import format as fmt
 from repx_tui.ui.model import LayerRow, PhaseRow, SyncModel
+from repx_tui.ui.widgets.footer import StableFooter
 
 PHASE_STYLE = {
     "waiting": "grey50",
@@ -19,6 +21,8 @@ PHASE_STYLE = {
     "skipped": "yellow",
     "failed": "bold red",
 }
+# The image name goes last: at 80 columns it is what gets cut, not the size and rate.
+LAYER_COLUMNS = ("mark", "layer", "bar", "size", "rate", "image")
 PHASE_GLYPH = {"waiting": "·", "running": "▶", "done": "✓", "skipped": "↷", "failed": "✗"}
 
 
@@ -37,37 +41,51 @@ class SyncScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("Sync", id="title", classes="title")
-        yield DataTable(id="phases", cursor_type="none", show_cursor=False)
+        yield Static("", id="phases")  # a rich Table: long details and hints wrap instead of being cut
         yield Static("", id="totals", classes="panel")
         yield DataTable(id="layers", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield StableFooter()
 
     @property
     def model(self) -> SyncModel:
         return self.app.sync_model
 
     def on_mount(self) -> None:
-        phases = self.query_one("#phases", DataTable)
-        for key, label in (("phase", "phase"), ("state", "state"), ("progress", "progress"), ("time", "time"), ("detail", "detail")):
-            phases.add_column(label, key=key)
-        for row in self.model.phases.values():
-            phases.add_row(*self._phase_cells(row), key=row.phase.value)
+        self._update_phases()
         layers = self.query_one("#layers", DataTable)
-        for key in ("mark", "layer", "image", "bar", "size", "rate"):
+        for key in LAYER_COLUMNS:
             layers.add_column(key, key=key)
         self.refresh_all_layers()
         self._update_totals()
 
+    def _update_phases(self) -> None:
+        table = Table(box=None, expand=True, padding=(0, 1), header_style="bold")
+        table.add_column("phase", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("progress", no_wrap=True)
+        table.add_column("time", no_wrap=True, justify="right")
+        table.add_column("detail", ratio=1, overflow="fold")
+        for row in self.model.phases.values():
+            table.add_row(*self._phase_cells(row))
+        self.query_one("#phases", Static).update(table)
+
     def _phase_cells(self, row: PhaseRow) -> list:
+        """Bar in its own narrow column, byte counts leading the detail (which wraps at 80 cols)."""
         state = Text(f"{PHASE_GLYPH[row.state]} {row.state}", style=PHASE_STYLE[row.state])
+        detail = Text()
         if row.total_bytes:
-            progress = fmt.bar(row.bytes_done, row.total_bytes, 16)
-            progress.append(f" {fmt.size(row.bytes_done)}/{fmt.size(row.total_bytes)} {fmt.rate(row.rate)}")
+            # Done means every byte is in place: the bar must not read 0% when all was reused.
+            done = row.total_bytes if row.state == "done" else row.bytes_done
+            progress = fmt.bar(done, row.total_bytes, 8)
+            detail.append(f"{fmt.size(row.bytes_done)} sent of {fmt.size(row.total_bytes)}", style="bold")
+            detail.append(f" {fmt.rate(row.rate)}" if row.state == "running" and row.rate else "")
         elif row.bytes_done:
-            progress = Text(fmt.size(row.bytes_done))
+            progress = Text("")
+            detail.append(f"{fmt.size(row.bytes_done)} sent", style="bold")
         else:
             progress = Text("")
-        detail = Text(row.detail)
+        if row.detail:
+            detail.append((" · " if detail else "") + row.detail)
         if row.hint:
             detail.append(f"  hint: {row.hint}", style="bold")
         return [Text(row.phase.value, style="bold"), state, progress, fmt.duration(row.seconds), detail]
@@ -75,18 +93,18 @@ class SyncScreen(Screen):
     def _layer_cells(self, row: LayerRow) -> list:
         label, style = fmt.LAYER_MARK[row.action]
         if row.action == LayerAction.TRANSFERRED:
-            bar = fmt.bar(row.sent, row.size, 20, "yellow" if not row.done else "green")
+            bar = fmt.bar(row.sent, row.size, 12, "yellow" if not row.done else "green")
         elif row.action == LayerAction.PENDING:
-            bar = fmt.bar(0, row.size, 20)
+            bar = fmt.bar(0, row.size, 12)
         else:  # nothing crossed the network: a full bar in the mark's colour
-            bar = fmt.bar(row.size, row.size, 20, style.replace("bold ", ""))
+            bar = fmt.bar(row.size, row.size, 12, style.replace("bold ", ""))
         return [
             Text(label, style=style),
             row.digest[:12],
-            fmt.short_id(row.image),
             bar,
             fmt.size(row.size),
             fmt.rate(row.rate) if row.action == LayerAction.TRANSFERRED else "",
+            fmt.short_id(row.image),
         ]
 
     def _layer_visible(self, row: LayerRow) -> bool:
@@ -99,10 +117,7 @@ class SyncScreen(Screen):
         if isinstance(event, LayerProgress):
             self._update_layer(self.model.layers[(event.image, event.digest)])
         else:
-            row = self.model.phases[event.phase]
-            table = self.query_one("#phases", DataTable)
-            for key, cell in zip(("phase", "state", "progress", "time", "detail"), self._phase_cells(row)):
-                table.update_cell(row.phase.value, key, cell, update_width=key in ("detail", "progress", "time"))
+            self._update_phases()
         self._update_totals()
 
     def _update_layer(self, row: LayerRow) -> None:
@@ -116,7 +131,7 @@ class SyncScreen(Screen):
         if key not in table.rows:
             table.add_row(*cells, key=key)
             return
-        for column, cell in zip(("mark", "layer", "image", "bar", "size", "rate"), cells):
+        for column, cell in zip(LAYER_COLUMNS, cells):
             table.update_cell(key, column, cell, update_width=column in ("mark", "rate", "image"))
 
     def refresh_all_layers(self) -> None:

@@ -6,10 +6,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.events import TargetHealth
+from repx_tui.ui.widgets.footer import StableFooter
 
 CHECKS = ("reachable", "scheduler", "base_path", "free_space")
 
@@ -27,13 +28,12 @@ class TargetsScreen(Screen):
         yield Static("Targets", id="title", classes="title")
         yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
         yield Static("", id="hints", classes="panel")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("target", key="name")
         table.add_column("where", key="where")
-        table.add_column("scheduler", key="kind")
         for check in CHECKS:
             table.add_column(check.replace("_", " "), key=check)
         for target in self.app.controller.config.targets.values():
@@ -41,11 +41,20 @@ class TargetsScreen(Screen):
         for health in self.app.targets_model.health.values():
             self.show_health(health)
         self._update_hints()
+        self.app.check_unchecked_targets()
 
     def _row(self, target: Target) -> list:
         where = "this machine" if target.is_local else target.address
         checking = Text("… checking", style="grey50")
-        return [Text(target.name, style="bold"), f"{where}:{target.base_path}", target.scheduler()] + [checking] * 4
+        # base_path is not repeated here: the "base path" check shows it (or why it is unusable)
+        return [Text(target.name, style="bold"), f"{where} ({target.scheduler()})"] + [checking] * 4
+
+    def _cell_width(self) -> int:
+        """Check cells share what the name and where columns leave, so the table fits 80 columns;
+        the panel below shows each check's full text."""
+        table = self.query_one(DataTable)
+        fixed = sum(c.get_render_width(table) for c in list(table.columns.values())[:2])
+        return max(10, (self.size.width - 2 - fixed) // len(CHECKS) - 2)
 
     def show_health(self, health: TargetHealth) -> None:
         if not self.is_mounted:
@@ -54,6 +63,7 @@ class TargetsScreen(Screen):
         if health.target not in table.rows:
             return
         by_name = {c.name: c for c in health.checks}
+        width = self._cell_width()
         for check in CHECKS:
             result = by_name.get(check)
             if result is None:
@@ -62,6 +72,7 @@ class TargetsScreen(Screen):
                 cell = Text(f"✓ {result.detail}", style="green")
             else:
                 cell = Text(f"✗ {result.detail}", style="bold red")
+            cell.truncate(width, overflow="ellipsis")
             table.update_cell(health.target, check, cell, update_width=True)
         self._update_hints()
 
@@ -95,12 +106,12 @@ class TargetsScreen(Screen):
             return
         failing = [c for c in health.checks if not c.ok]
         if not failing:
-            hints.update(f"[b]{name}[/b]: all checks passed. Enter picks it.")
-            return
-        lines = Text.from_markup(f"[b]{name}[/b]: {len(failing)} check(s) failed — try:\n")
-        for check in failing:
-            lines.append(f"  ✗ {check.name}: {check.detail}\n", style="red")
-            if check.hint:
+            lines = Text.from_markup(f"[b]{name}[/b]: all checks passed. Enter picks it.\n")
+        else:
+            lines = Text.from_markup(f"[b]{name}[/b]: {len(failing)} check(s) failed — try:\n")
+        for check in health.checks:
+            lines.append(f"  {'✓' if check.ok else '✗'} {check.name}: {check.detail}\n", style="green" if check.ok else "red")
+            if check.hint and not check.ok:
                 lines.append(f"      $ {check.hint}\n", style="bold")
         hints.update(lines)
 
