@@ -879,21 +879,28 @@ class StatusWatcher:
     async def _fetch_queue(self, snapshot: RemoteSnapshot, errors: list[str]) -> dict[str, QueueEntry] | None:
         if not self.uses_slurm(snapshot):
             return {}
-        user = snapshot.user or "-"
-        try:
-            result = await self.transport.run(squeue_argv(user), timeout=COMMAND_TIMEOUT, check=False)
-        except (RepxError, OSError, asyncio.TimeoutError) as exc:
-            errors.append(f"squeue: {_message(exc)}")
+        output = await self._slurm_query("squeue", squeue_argv(snapshot.user or "-"), errors)
+        if output is None:
             return None
-        problem = slurm_error(result.stderr) or (None if result.ok else f"exit {result.exit_status}")
-        if problem:
-            errors.append(f"squeue: {problem}")
-            return None
-        queue = queue_by_job(ours(self._squeue.parse(result.stdout), snapshot, self.view.run_of), self.view.run_of)
+        queue = queue_by_job(ours(self._squeue.parse(output), snapshot, self.view.run_of), self.view.run_of)
         for job, entry in queue.items():
             if entry.name == job:
                 self._known_slurm_ids[job] = entry.slurm_id
         return queue
+
+    async def _slurm_query(self, name: str, argv: list[str], errors: list[str]) -> str | None:
+        """stdout of a SLURM command, or None with the reason in `errors`. SLURM commands can
+        exit 0 and still have failed ("Socket timed out"), so stderr is read either way."""
+        try:
+            result = await self.transport.run(argv, timeout=COMMAND_TIMEOUT, check=False)
+        except (RepxError, OSError, asyncio.TimeoutError) as exc:
+            errors.append(f"{name}: {_message(exc)}")
+            return None
+        problem = slurm_error(result.stderr) or (None if result.ok else f"exit {result.exit_status}")
+        if problem:
+            errors.append(f"{name}: {problem}")
+            return None
+        return result.stdout
 
     async def _fetch_acct(
         self, snapshot: RemoteSnapshot, queue: Mapping[str, QueueEntry] | None, errors: list[str]
@@ -905,16 +912,10 @@ class StatusWatcher:
         wanted = needs_sacct(self.view.jobs, snapshot, queue, self._known_slurm_ids)
         missing = {sid for sid in wanted.values() if sid not in self._acct_cache}
         if missing:
-            try:
-                result = await self.transport.run(sacct_argv(missing), timeout=COMMAND_TIMEOUT, check=False)
-            except (RepxError, OSError, asyncio.TimeoutError) as exc:
-                errors.append(f"sacct: {_message(exc)}")
+            output = await self._slurm_query("sacct", sacct_argv(missing), errors)
+            if output is None:
                 return None
-            problem = slurm_error(result.stderr) or (None if result.ok else f"exit {result.exit_status}")
-            if problem:
-                errors.append(f"sacct: {problem}")
-                return None
-            for sid, entry in parse_sacct(result.stdout).items():
+            for sid, entry in parse_sacct(output).items():
                 if slurm_kind(entry.state) not in (K.RUNNING, K.QUEUED, K.UNKNOWN):
                     self._acct_cache[sid] = entry
                 else:  # just left squeue, accounting not final yet: ask again next time
