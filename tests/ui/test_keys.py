@@ -160,3 +160,22 @@ async def test_backend_failures_become_notifications():
         note = list(app._notifications)[0]
         assert "no Lab loaded" in note.message and note.severity == "error"
         await pilot.press("q")
+
+
+async def test_keys_typed_right_after_slash_go_to_the_filter_not_to_bindings():
+    """A fast typist's burst, delivered as a terminal driver does: no pause between the keys."""
+    from textual import events
+
+    app = fixed_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        screen: JobsScreen = app.screen
+        for key, char in (("slash", "/"), ("2", "2"), ("o", "o")):  # "2": Sync screen, "o": logs
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        await async_wait_until(lambda: screen.query_one("#filter").value == "2o", timeout=5)
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("enter")
+        assert screen.shown_jobs == set()  # no job matches "2o"
