@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import posixpath
 import os
+import posixpath
 import re
 import secrets
 import shlex
@@ -27,6 +27,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
+
+import humanize
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
@@ -124,7 +126,7 @@ async def sync_lab_tree(
         await before_metadata()
     metadata = await _swap_metadata(ctx, lab, await bundle, await manifest_sha)
     total = content + metadata
-    detail = f"{total.wire} bytes on the wire"
+    detail = f"{total.files} files changed, {humanize.naturalsize(total.wire, binary=True)} on the wire"
     ctx.emit(PhaseDone(Phase.LAB, files_sent=total.files, bytes_sent=total.size, seconds=meter.elapsed, detail=detail))
     return PhaseResult(Phase.LAB, "done", total.files, total.size, meter.elapsed, detail)
 
