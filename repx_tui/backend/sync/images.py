@@ -90,10 +90,9 @@ while [ "$#" -ge 3 ]; do
 done
 """
 
-# $1 uploaded temp file, $2 final name, $3 size, $4 sha256.
-VERIFY_SCRIPT = r"""
+# Shared tail: $got_sha computed by the caller; check size and sha256, then place the layer.
+_CHECK_AND_PLACE = r"""
 got_size=$(stat -c %s -- "$1")
-got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
 if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
   rm -f -- "$1"
   echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
@@ -102,6 +101,11 @@ fi
 chmod 0444 "$1"
 mv -f -- "$1" "$2"
 """
+
+# $1 uploaded temp file, $2 final name, $3 size, $4 sha256.
+VERIFY_SCRIPT = r"""
+got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
+""" + _CHECK_AND_PLACE
 
 # $1 temp name, $2 final name, $3 size, $4 sha256; the layer itself on stdin. Hashing while
 # writing (tee) checks the bytes as they arrive: no second read of the file, no second channel.
@@ -112,15 +116,7 @@ if ! got_sha=$(tee -- "$1" | sha256sum); then
   exit 4
 fi
 got_sha=${got_sha%% *}
-got_size=$(stat -c %s -- "$1")
-if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
-  rm -f -- "$1"
-  echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
-  exit 4
-fi
-chmod 0444 "$1"
-mv -f -- "$1" "$2"
-"""
+""" + _CHECK_AND_PLACE
 
 # $1 images dir, $2 image dir name, $3 tag, $4 unique token; the image dir as a tar on stdin.
 IMAGE_SCRIPT = r"""

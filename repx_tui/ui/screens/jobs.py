@@ -22,6 +22,7 @@ from repx_tui.backend.events import JobStateKind
 from repx_tui.ui import format as fmt
 from repx_tui.ui.model import JobInfo, JobsModel
 from repx_tui.ui.widgets.footer import StableFooter
+from repx_tui.ui.widgets.inputs import open_box
 from repx_tui.ui.widgets.jobtable import SPAN, Column, JobTable, Row
 
 # (key, header, width); 0 = shares the room left over. The state, SLURM id, elapsed, node and
@@ -428,12 +429,7 @@ class JobsScreen(Screen):
         self.table.move_cursor(row=self.table.get_row_index(run_key(run)), animate=False)
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        # At once, not via focus() (a call_later): keys typed right after `/` are already
-        # queued and would otherwise reach the table (a typed `2` switched to the Sync screen).
-        self.set_focus(box)
-        box.select_all()  # typing replaces the old text; done here, not by a later Focus event
+        open_box(self, self.query_one("#filter", Input))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter":

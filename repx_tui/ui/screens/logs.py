@@ -11,6 +11,7 @@ from textual.widgets import Input, RichLog, Static
 
 from repx_tui.ui import format as fmt
 from repx_tui.ui.widgets.footer import StableFooter
+from repx_tui.ui.widgets.inputs import open_box
 
 MAX_LINES = 20_000
 
@@ -163,12 +164,7 @@ class LogsScreen(Screen):
         self._repaint()
 
     def action_search(self) -> None:
-        box = self.query_one("#search", Input)
-        box.display = True
-        # At once, not via focus() (a call_later): keys typed right after `/` are already
-        # queued and would otherwise reach the table (a typed `2` switched to the Sync screen).
-        self.set_focus(box)
-        box.select_all()  # typing replaces the old text; done here, not by a later Focus event
+        open_box(self, self.query_one("#search", Input))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
