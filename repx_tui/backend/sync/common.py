@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tarfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from repx_tui.backend.events import EventSink, LayerAction, Phase, PhaseProgress
@@ -153,3 +155,18 @@ class RateMeter:
 
 def progress_event(phase: Phase, done: int, total: int | None, meter: RateMeter, **extra: Any) -> PhaseProgress:
     return PhaseProgress(phase=phase, bytes_done=done, total_bytes=total, rate=meter.rate(done), **extra)
+
+
+def add_to_tar(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    """Add one file, link or directory with no local owner, and directories kept writable
+    for the owner (so a later sync or cleanup can replace what is inside)."""
+    info = tar.gettarinfo(str(path), arcname=arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if info.isdir():
+        info.mode |= 0o700
+    if info.isreg():
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)

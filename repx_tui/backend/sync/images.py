@@ -26,6 +26,7 @@ from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Image, Lab, Layer
 from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import (
+    add_to_tar,
     LayerResult,
     PhaseResult,
     RateMeter,
@@ -387,16 +388,7 @@ def _image_tar(image_dir: Path) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path in sorted(image_dir.rglob("*")):
-            info = tar.gettarinfo(str(path), arcname=path.relative_to(image_dir).as_posix())
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if info.isdir():
-                info.mode |= 0o700
-            if info.isreg():
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
+            add_to_tar(tar, path, path.relative_to(image_dir).as_posix())
     return buf.getvalue()
 
 

@@ -35,7 +35,9 @@ from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.sync.hosttools import lab_marker_path
-from repx_tui.backend.sync.common import PhaseResult, RateMeter, SyncContext, Throttle, failure_reason, progress_event
+from repx_tui.backend.sync.common import (
+    PhaseResult, RateMeter, SyncContext, Throttle, add_to_tar, failure_reason, progress_event,
+)
 
 BASE_FLAGS = ["-rlp", "--checksum", "--chmod=Du+w", "--no-human-readable", "--stats", "--info=progress2"]
 # Pass 1 sends only content-addressed paths (jobs/, store/, host-tools/); the fixed-name files
@@ -152,17 +154,7 @@ def metadata_tar(root: Path) -> bytes:
             if not (root / top).exists():
                 continue
             for path in [root / top, *sorted((root / top).rglob("*"))]:
-                info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                if info.isdir():
-                    info.mode |= 0o700
-                    tar.addfile(info)
-                elif info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
+                add_to_tar(tar, path, path.relative_to(root).as_posix())
     return buf.getvalue()
 
 
