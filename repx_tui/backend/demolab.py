@@ -214,13 +214,25 @@ def _stage_scale(index: int, parent: _Stage) -> _Stage:
     return _Stage("stage-S-scale", {"index": index}, [exe], [parent.id])
 
 
+# Reads the simulation run's results through its metadata, like a repx-py analysis would: a
+# missing result (the run has not finished) is an error, never an empty report.
+_REPORT = """meta="${inputs[metadata__simulation]}"
+jobs=$(jq -r '.jobs | length' "$meta")
+run=$(jq -r '.name' "$meta")
+total=0 sums=0
+while read -r id; do
+  result="${inputs[store__base]}/outputs/$id/out/total.txt"
+  [ -s "$result" ] || { echo "stage-E-report: no result from $id: $result" >&2; exit 1; }
+  total=$((total + $(cat "$result"))) sums=$((sums + 1))
+done < <(jq -r '.jobs | to_entries[] | select(.value.stage_type == "scatter-gather") | .key' "$meta")
+echo "${params[title]}: run $run has $jobs jobs; $sums sums, total $total" > "$out/report.txt\""""
+
+
 def _stage_e(simulation_ids: list[str]) -> _Stage:
-    body = """jobs=$(jq -r '.jobs | length' "${inputs[metadata__simulation]}")
-run=$(jq -r '.name' "${inputs[metadata__simulation]}")
-echo "${params[title]}: run $run has $jobs jobs" > "$out/report.txt\""""
     mapping = _mapping("metadata__simulation", type="inter-run", source_run="simulation",
                        dependency_type="hard", job_id=None)
-    exe = _Exe("main", body, inputs=[mapping], outputs={"report": "$out/report.txt"})
+    base = _mapping("store__base", type="global", source_value="store_base")
+    exe = _Exe("main", _REPORT, inputs=[mapping, base], outputs={"report": "$out/report.txt"})
     return _Stage("stage-E-report", {"title": "demo-report"}, [exe], simulation_ids)
 
 

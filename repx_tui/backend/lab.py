@@ -78,7 +78,8 @@ class Job:
     params: Mapping[str, Any]
     executables: Mapping[str, Executable]
     resource_hints: Mapping[str, Any]
-    dependencies: tuple[str, ...]
+    dependencies: tuple[str, ...]  # jobs whose outputs this job reads (inputs[*].job_id)
+    source_runs: tuple[str, ...] = ()  # runs whose results this job reads (inter-run inputs)
 
     @property
     def is_scatter_gather(self) -> bool:
@@ -165,9 +166,9 @@ class Lab:
 
     def __post_init__(self) -> None:
         direct: dict[str, set[str]] = {j: set() for j in self.jobs}
-        for job in self.jobs.values():
-            for dep in job.dependencies:
-                direct.setdefault(dep, set()).add(job.id)
+        for job_id in self.jobs:
+            for dep in self.upstream(job_id):
+                direct.setdefault(dep, set()).add(job_id)
         self._dependants = direct
 
     @classmethod
@@ -194,6 +195,20 @@ class Lab:
     def image_for_job(self, job_id: str) -> Image | None:
         image = self.runs[self.run_of(job_id)].image
         return self.images[image] if image else None
+
+    def upstream(self, job_id: str) -> tuple[str, ...]:
+        """Every job that must succeed before job_id may start: the jobs it reads outputs from,
+        and, for an inter-run input, the final jobs of the source run (which succeed only after
+        the whole run did). Upstream RepX treats the inter-run edge as informational; we don't."""
+        job = self.job(job_id)
+        if not job.source_runs:
+            return job.dependencies
+        from_runs = {j for run in job.source_runs for j in self.final_jobs(run)}
+        return tuple(sorted(set(job.dependencies) | from_runs))
+
+    def run_upstream(self, job_id: str) -> dict[str, tuple[str, ...]]:
+        """Source run -> its final jobs, for each inter-run input of job_id."""
+        return {run: tuple(self.final_jobs(run)) for run in self.job(job_id).source_runs}
 
     def final_jobs(self, run: str) -> list[str]:
         """Jobs of a run that no other job of the same run depends on."""
@@ -225,18 +240,49 @@ class Lab:
         return seen
 
     def topological_order(self, job_ids: Iterable[str]) -> list[str]:
-        """job_ids ordered so dependencies come first; ties broken by id."""
+        """job_ids ordered so every upstream job (inter-run ones included) comes first; ties by id."""
         wanted = set(job_ids)
         for job_id in wanted:
             self.job(job_id)
-        return _kahn(wanted, lambda j: [d for d in self.jobs[j].dependencies if d in wanted], "jobs")
+        return _kahn(wanted, lambda j: [d for d in self.upstream(j) if d in wanted], "jobs")
 
     def resolve(self, specs: Sequence[str]) -> list[str]:
-        """Turn run names, @groups and job-id prefixes into job ids in topological order."""
+        """What to submit for run names, @groups and job-id prefixes: the jobs and what they read
+        from (inter-run sources are not pulled in: see missing_source_runs), upstream first."""
         selected: set[str] = set()
         for spec in specs:
             selected |= self._resolve_one(spec)
         return self.topological_order(self.with_dependencies(selected))
+
+    def select(self, specs: Sequence[str]) -> list[str]:
+        """What a run name, @group or job-id prefix means for status, cancel and logs: every job of
+        the runs named, or the one job; in topological order."""
+        chosen: set[str] = set()
+        for spec in specs:
+            if spec.startswith("@"):
+                chosen |= {j for run in self._group_runs(spec[1:]) for j in self.runs[run].jobs}
+            elif spec in self.runs:
+                chosen |= set(self.runs[spec].jobs)
+            else:
+                chosen.add(self._job_by_prefix(spec))
+        return self.topological_order(chosen)
+
+    def with_dependants(self, job_ids: Iterable[str]) -> list[str]:
+        """job_ids plus every job that can only run after one of them (what a cancel stops)."""
+        chosen = set(job_ids)
+        for job_id in list(chosen):
+            chosen |= self.dependants(job_id)
+        return self.topological_order(chosen)
+
+    def missing_source_runs(self, job_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Source run -> the selected jobs that read it, for runs the selection does not include."""
+        selected = set(job_ids)
+        missing: dict[str, list[str]] = {}
+        for job_id in sorted(selected):
+            for run, finals in self.run_upstream(job_id).items():
+                if not set(finals) <= selected:
+                    missing.setdefault(run, []).append(job_id)
+        return missing
 
     def _resolve_one(self, spec: str) -> set[str]:
         if spec.startswith("@"):
@@ -549,7 +595,8 @@ class _Loader:
         return real
 
     def safe_name(self, value: Any, what: str, where: str) -> str:
-        if not isinstance(value, str) or not value or _UNSAFE_RE.search(value) or "/" in value:
+        if (not isinstance(value, str) or not value or _UNSAFE_RE.search(value) or "/" in value
+                or value in (".", "..")):
             raise self.fail(where, f"{what} {value!r} is empty or contains '/', whitespace, a quote, "
                                    "'$', '`', '\\' or a control character")
         return value
@@ -704,9 +751,12 @@ class _Loader:
             self.check_scatter_gather(executables, where)
         deps = {i.job_id for e in executables.values() for i in e.inputs}
         deps -= {None, "self"}
+        source_runs = sorted({i.source_run for e in executables.values() for i in e.inputs
+                              if i.source_run is not None})
         return Job(
             id=job_id, name=name, run=run, stage_type=stage_type, params=params,
             executables=executables, dependencies=tuple(sorted(deps)),  # type: ignore[arg-type]
+            source_runs=tuple(source_runs),
             resource_hints=self.get_field(obj, "resource_hints", dict, where, required=False, default={}),
         )
 
@@ -734,6 +784,8 @@ class _Loader:
         values = {k: self.get_field(obj, k, str, here, required=False) for k in _INPUT_KEYS}
         if values["job_id"] not in (None, "self"):
             self.job_id(values["job_id"], here)
+        if values["source_run"] is not None:
+            self.safe_name(values["source_run"], "source_run", here)
         return InputMapping(target_input=target, raw=obj, **values)
 
     def check_scatter_gather(self, exes: dict[str, Executable], where: str) -> None:
@@ -761,6 +813,13 @@ class _Loader:
                 if dep not in jobs:
                     raise self.fail(runs[job.run].metadata_path,
                                     f"job {job.id} depends on {dep}, which is not in the Lab")
+            for source in job.source_runs:
+                if source not in runs:
+                    raise self.fail(runs[job.run].metadata_path,
+                                    f"job {job.id} reads run '{source}', which is not in the Lab")
+                if source == job.run:
+                    raise self.fail(runs[job.run].metadata_path,
+                                    f"job {job.id} of run '{source}' reads its own run")
 
     def parse_image(self, rel: str, where: str, file_hashes: dict[str, str]) -> Image:
         real = self.inside(rel, "image", where)

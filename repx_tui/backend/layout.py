@@ -30,6 +30,18 @@ def safe_component(value: str, what: str = "name") -> str:
     return value
 
 
+def own_metadata_name(lab_id: str, directory: str, name: str) -> str:
+    """`<dir>/<labId>-<name>`: each Lab's metadata under a name no other Lab writes.
+
+    The fixed names upstream 0.5 uses (lab/lab-metadata.json, revision/metadata-<run>.json) are
+    overwritten by whichever Lab was synced last, so running jobs of one Lab would read another's
+    run metadata. Upstream's readers accept the older hash-prefixed form of these names (they
+    glob `lab/*lab-metadata.json` and follow its pointers), and its GC keeps what a root's
+    manifest lists, so these copies stay readable and alive for upstream too.
+    """
+    return f"{directory}/{safe_component(lab_id, 'lab id')}-{name}"
+
+
 @dataclass(frozen=True)
 class RemoteLayout:
     base: str  # absolute, "~" already resolved
@@ -63,6 +75,14 @@ class RemoteLayout:
 
     def host_tools_bin(self, tools_hash: str) -> str:
         return posixpath.join(self.host_tools(tools_hash), "bin")
+
+    def lab_manifest(self, lab_id: str) -> str:
+        """This Lab's own copy of its manifest (see own_metadata_name)."""
+        return self.artifact(own_metadata_name(lab_id, "lab", "lab-metadata.json"))
+
+    def run_metadata(self, lab_id: str, run: str) -> str:
+        """This Lab's own copy of a run's metadata: what its inter-run inputs read."""
+        return self.artifact(own_metadata_name(lab_id, "revision", f"metadata-{run}.json"))
 
     def artifact(self, lab_relative: str) -> str:
         return posixpath.join(self.artifacts, lab_relative)

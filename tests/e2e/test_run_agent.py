@@ -74,7 +74,9 @@ def check_results(base: Path, lab: Lab) -> None:
         assert (root / "scatter" / "repx" / "SUCCESS").exists() and (root / "gather" / "repx" / "SUCCESS").exists()
         assert all((root / f"branch-{i}" / "step-square" / "repx" / "SUCCESS").exists() for i in range(3))
     (report,) = labgen.job_ids(lab.root, "stage-E-report")
-    assert "run simulation has 7 jobs" in (outputs / report / "out" / "report.txt").read_text()
+    # the report read the simulation's results: it ran after the whole simulation run succeeded
+    assert (outputs / report / "out" / "report.txt").read_text() == (
+        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n")
     done = [json.loads(line) for line in (outputs / "completions.jsonl").read_text().splitlines()]
     assert {d["id"] for d in done if d["s"] == "ok"} == set(lab.jobs)
 
@@ -104,8 +106,16 @@ def assert_upstream_gc_root(base: Path, lab: Lab) -> None:
     assert project.name.startswith("no_remote_")
     links = sorted(project.iterdir())
     assert links and all(link.name.endswith(f"_{lab.lab_id}") for link in links)
-    assert Path(os.readlink(links[-1])) == base / "artifacts" / lab.manifest_path
-    assert json.loads(links[-1].read_text())["labId"] == lab.lab_id
+    own = base / "artifacts" / "lab" / f"{lab.lab_id}-lab-metadata.json"
+    assert Path(os.readlink(links[-1])) == own
+    manifest = json.loads(links[-1].read_text())
+    assert manifest["labId"] == lab.lab_id
+    # the root follows this Lab's own metadata, which the fixed names of a later Lab never replace
+    top = json.loads((base / "artifacts" / manifest["metadata"]).read_text())
+    runs = [json.loads((base / "artifacts" / path).read_text())["name"] for path in top["runs"]]
+    assert sorted(runs) == sorted(lab.runs)
+    listed = {f["path"] for f in manifest["files"]}
+    assert manifest["metadata"] in listed and set(top["runs"]) <= listed
 
 
 def test_failing_job_blocks_its_dependants_which_never_run(tmp_path):

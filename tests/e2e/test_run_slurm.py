@@ -107,7 +107,8 @@ def test_whole_lab_runs_on_slurm_with_resolved_resources(cluster, tmp_path):
         assert (root / "gather" / "repx" / "SUCCESS").exists()
         assert len(list(root.glob("branch-*/step-square/repx/SUCCESS"))) == 3
     (report,) = labgen.job_ids(lab_dir, "stage-E-report")
-    assert "run simulation has 7 jobs" in (base / "outputs" / report / "out" / "report.txt").read_text()
+    assert (base / "outputs" / report / "out" / "report.txt").read_text() == (
+        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n")
     assert list((base / "outputs" / consumer / "repx").glob("slurm-*.out"))
 
     records = [json.loads(p.read_text()) for p in (base / "submissions" / lab.lab_id).glob("*.json")]

@@ -78,10 +78,21 @@ def test_dag_comes_from_input_job_ids(lab):
     for d in ids(lab, D):
         assert [lab.jobs[x].name for x in lab.jobs[d].dependencies] == [f"{C}-1.1"]
     report = lab.jobs[ids(lab, E)[0]]
-    assert report.dependencies == ()  # inter-run inputs are not job edges
+    assert report.dependencies == ()  # inter-run inputs are not output edges...
     assert report.main.inputs[0].type == "inter-run" and report.main.inputs[0].source_run == "simulation"
-    assert lab.dependants(b) == set(ids(lab, C)) | set(ids(lab, D))
-    assert lab.dependants(ids(lab, E)[0]) == set()
+    assert report.source_runs == ("simulation",)
+    # ...but the report starts only after the whole simulation run: its final jobs are upstream
+    assert lab.final_jobs("simulation") == sorted(ids(lab, D))
+    assert lab.upstream(report.id) == tuple(sorted(ids(lab, D)))
+    assert lab.dependants(b) == set(ids(lab, C)) | set(ids(lab, D)) | {report.id}
+    assert lab.dependants(report.id) == set()
+    order = lab.topological_order(lab.jobs)
+    assert order[-1] == report.id
+    # selecting the analysis run alone does not pull the simulation in: it is reported missing
+    assert lab.resolve(["analysis"]) == [report.id]
+    assert lab.missing_source_runs([report.id]) == {"simulation": [report.id]}
+    assert lab.missing_source_runs(lab.resolve(["@all"])) == {}
+    assert lab.with_dependants(ids(lab, C)[:1])[-1] == report.id
 
 
 def test_scatter_gather_shape(lab):
@@ -491,6 +502,8 @@ class NativeRunner:
     def common_input(self, mapping) -> str:
         if mapping.type == "inter-run":
             return str(self.lab.root / self.lab.runs[mapping.source_run].metadata_path)
+        if mapping.type == "global":
+            return str(self.base)
         return self.output(mapping.job_id, mapping.source_output)
 
     def run_simple(self, job: Job) -> subprocess.CompletedProcess:
@@ -558,7 +571,7 @@ def test_whole_lab_runs_natively(lab, tmp_path):
     for d in ids(lab, D):
         assert runner.out_dir(d).joinpath("total.txt").read_text() == "14\n"  # 1 + 4 + 9
     report = runner.out_dir(ids(lab, E)[0]).joinpath("report.txt").read_text()
-    assert report == "demo-report: run simulation has 7 jobs\n"
+    assert report == "demo-report: run simulation has 7 jobs; 2 sums, total 28\n"
 
 
 def test_fail_logs_and_sleep_options(tmp_path):

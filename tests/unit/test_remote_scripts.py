@@ -68,8 +68,11 @@ def test_spec_inputs_cover_every_mapping_kind(lab):
     assert spec["main"]["path"].startswith("/srv/base/artifacts/jobs/")
 
     report = one(lab, "stage-E-report")
-    (entry,) = build_spec(lab, report, layout, target, "native")["main"]["inputs"]
-    assert entry == {"target": "metadata__simulation", "run": "simulation"}
+    entry, base = build_spec(lab, report, layout, target, "native")["main"]["inputs"]
+    # the report reads this Lab's own copy of the run metadata, which no other Lab overwrites
+    own = f"/srv/base/artifacts/revision/{lab.lab_id}-metadata-simulation.json"
+    assert entry == {"target": "metadata__simulation", "path": own}
+    assert base == {"target": "store__base", "base": True}
 
     sg = build_spec(lab, one(lab, "stage-D"), layout, target, "native", parallel=3)
     assert sg["step_order"] == ["extract", "square"] and sg["sink"] == "square" and sg["parallel"] == 3
@@ -77,7 +80,7 @@ def test_spec_inputs_cover_every_mapping_kind(lab):
              for k in e if k not in ("target", "template")}
     assert kinds == {"item", "job", "step", "worker_outs", "scatter"}
     global_input = input_entry(lab, lab.jobs[c_job], _mapping(target_input="store__base", type="global",
-                                                              source_value="store_base"))
+                                                              source_value="store_base"), layout)
     assert global_input == {"target": "store__base", "base": True}
 
 
@@ -121,10 +124,10 @@ def test_sbatch_scripts_carry_directives_and_spec(lab):
     c_job = one(lab, "stage-C-consumer")
     script = by_id[c_job]["script"]
     lines = script.splitlines()
-    assert lines[0] == "#!/srv/base/host-tools/h/bin/bash"
+    assert lines[0] == "#!/bin/sh"
     for expected in (f"#SBATCH --job-name={c_job}", "#SBATCH --chdir=/tmp", "#SBATCH --partition=main",
                      "#SBATCH --cpus-per-task=1", "#SBATCH --mem=2G", "#SBATCH --time=00:15:00",  # the Lab hint beats [defaults]
-                     "#SBATCH --comment=x y", f"#SBATCH --output=/srv/base/outputs/{c_job}/repx/slurm-%j.out"):
+                     '#SBATCH --comment="x y"', f'#SBATCH --output="/srv/base/outputs/{c_job}/repx/slurm-%j.out"'):
         assert expected in lines
     # the spec travels in a heredoc and is valid JSON for exactly this job
     spec = json.loads(lines[lines.index(SPEC_DELIMITER) - 1])

@@ -115,7 +115,7 @@ async def deploy_helpers(transport: Transport, layout: RemoteLayout, lab: Lab) -
     sources = helper_sources()
     dest = layout.helper_dir(helpers_digest(sources))
     gc_dir, gc_link = gc_root(layout, lab)
-    manifest = layout.artifact(lab.manifest_path)
+    manifest = layout.lab_manifest(lab.lab_id)  # the Lab's own manifest: GC keeps exactly this Lab
     result = await transport.run_script(
         _DEPLOY_SCRIPT, dest, gc_dir, gc_link, manifest, *host_tools_candidates(layout, lab),
         input=_tar(sources), check=False,

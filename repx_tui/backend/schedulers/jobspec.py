@@ -8,7 +8,7 @@ the scatter-gather internals (work item, step outputs, worker-outs manifest).
 Input entries, one per input mapping, all with "target" (the script's input name):
   {"job": ID, "template": "$out/x"}   an upstream job's output -> <base>/outputs/ID/out/x
   {"base": true}                      global store__base -> <base>
-  {"run": NAME}                       inter-run -> <base>/artifacts/revision/*metadata-NAME.json
+  {"path": P}                         inter-run: this Lab's own copy of the source run's metadata
   {"item": true}                      scatter-gather: this branch's work_item.json
   {"step": S, "template": ...}        scatter-gather: step S's output in the same branch
   {"worker_outs": true}               gather: the manifest of every branch's sink outputs
@@ -47,7 +47,7 @@ def output_template(job: Job, name: str) -> Any:
     return exe.outputs[name]
 
 
-def input_entry(lab: Lab, job: Job, mapping: InputMapping) -> dict[str, Any] | None:
+def input_entry(lab: Lab, job: Job, mapping: InputMapping, layout: RemoteLayout) -> dict[str, Any] | None:
     entry: dict[str, Any] = {"target": mapping.target_input}
     if mapping.job_id == "self" and mapping.source_output and job.scatter is not None:
         entry.update(scatter=True, template=job.scatter.outputs.get(mapping.source_output))
@@ -56,7 +56,7 @@ def input_entry(lab: Lab, job: Job, mapping: InputMapping) -> dict[str, Any] | N
     elif mapping.type == "global" or mapping.source_value == "store_base":
         entry.update(base=True)
     elif mapping.source_run:
-        entry.update(run=safe_component(mapping.source_run, "run name"))
+        entry.update(path=layout.run_metadata(lab.lab_id, mapping.source_run))
     elif mapping.source == "scatter:work_item":
         entry.update(item=True)
     elif mapping.source and mapping.source.startswith("step:") and mapping.source_output:
@@ -72,7 +72,7 @@ def input_entry(lab: Lab, job: Job, mapping: InputMapping) -> dict[str, Any] | N
 
 
 def _unit(lab: Lab, job: Job, exe: Executable, layout: RemoteLayout) -> dict[str, Any]:
-    inputs = [e for m in exe.inputs if (e := input_entry(lab, job, m)) is not None]
+    inputs = [e for m in exe.inputs if (e := input_entry(lab, job, m, layout)) is not None]
     return {"path": layout.artifact(exe.path), "inputs": inputs}
 
 

@@ -21,6 +21,7 @@ from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
+from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import (
     PhaseResult,
     RateMeter,
@@ -125,10 +126,10 @@ async def _probe(ctx: SyncContext, lab: Lab, dest: str, image_sync: ImageSync | 
     """One round trip: base_path writable, host tools complete, the target's rsync,
     whether the target's Lab tree is the one phase 2 last completed for this very Lab, and
     which image layers and image directories the target already has."""
-    manifest = ctx.layout.artifact(lab.manifest_path)
+    manifest = ctx.layout.lab_manifest(lab.lab_id)  # the Lab's own copy: no other Lab replaces it
     listing = image_sync.listing_args() if image_sync is not None else []
     local_manifest = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
-    result = await ctx.run_script(PROBE_SCRIPT, ctx.layout.base, dest, manifest, lab_marker_path(ctx), *listing)
+    result = await ctx.run_script(PROBE_SCRIPT, ctx.layout.base, dest, manifest, lab_marker_path(ctx, lab), *listing)
     lines = result.stdout.splitlines()[:3] + ["-", "- -"]
     first = lines[0].split() if lines else ["?"]
     if first[0] == "unwritable":
@@ -140,15 +141,15 @@ async def _probe(ctx: SyncContext, lab: Lab, dest: str, image_sync: ImageSync | 
         )
     ctx.target_rsync = lines[1].strip() if lines[1].startswith("/") else None
     remote_manifest, marker = (lines[2].split() + ["-", "-"])[:2]
-    ctx.lab_current = remote_manifest == marker == await local_manifest
+    ctx.lab_current = remote_manifest != "-" and marker == await local_manifest
     if image_sync is not None:
         image_sync.use_listing("\n".join(result.stdout.splitlines()[3:]))
     return first[0]
 
 
-def lab_marker_path(ctx: SyncContext) -> str:
-    """Holds the sha256 of the Lab manifest whose tree phase 2 last completed on this base."""
-    return posixpath.join(ctx.layout.base, ".repx", "lab-synced")
+def lab_marker_path(ctx: SyncContext, lab: Lab) -> str:
+    """Holds the sha256 of this Lab's manifest once phase 2 completed its tree on this base."""
+    return posixpath.join(ctx.layout.base, ".repx", "synced", safe_component(lab.lab_id, "lab id"))
 
 
 async def _install(ctx: SyncContext, lab: Lab, dest: str, meter: RateMeter) -> tuple[int, int]:

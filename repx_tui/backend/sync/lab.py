@@ -16,7 +16,9 @@ the same size. Without -t, mtimes on the target never match anyway; --checksum i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 import os
 import posixpath
 import re
@@ -34,6 +36,7 @@ from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
+from repx_tui.backend.layout import own_metadata_name
 from repx_tui.backend.sync.hosttools import lab_marker_path
 from repx_tui.backend.sync.common import (
     PhaseResult, RateMeter, SyncContext, Throttle, add_to_tar, failure_reason, progress_event,
@@ -49,16 +52,20 @@ CONTENT_EXCLUDES = [
 METADATA_DIRS = ("lab", "revision", "readme")
 
 # $1 artifacts dir, $2 staging dir (new), $3 the manifest's path relative to artifacts, $4 the
-# lab-synced marker, $5 the manifest's sha256; the metadata as a tar on stdin. Each changed file
-# replaces the old one by a rename (the manifest last), then the marker is written: the whole
-# metadata step, marker included, is one round trip instead of an rsync pass + a file write.
-# Prints the number of files that changed and their bytes.
+# lab-synced marker, $5 the manifest's sha256, $6 the Lab's own manifest (relative); the metadata
+# as a tar on stdin. Each changed file replaces the old one by a rename (the manifests last),
+# then the marker is written: the whole metadata step, marker included, is one round trip
+# instead of an rsync pass + a file write. Refuses to write through a symlinked metadata dir
+# (a hostile earlier sync could point it anywhere). Prints the files changed and their bytes.
 METADATA_SCRIPT = r"""
-art=$1 staging=$2 manifest=$3 marker=$4 sha=$5
+art=$1 staging=$2 manifest=$3 marker=$4 sha=$5 own=$6
 trap 'rm -rf -- "$staging"' EXIT
 mkdir -p "$staging"
 tar -xf - -C "$staging"
 changed=0 bytes=0
+for dir in lab revision readme; do
+  if [ -L "$art/$dir" ]; then echo "refusing to write through the symlink $art/$dir" >&2; exit 1; fi
+done
 swap() {
   local rel=$1 new="$staging/$1" old="$art/$1"
   if [ -L "$new" ]; then
@@ -74,8 +81,9 @@ swap() {
 }
 while IFS= read -r -d '' rel; do
   rel=${rel#./}
-  if [ "$rel" != "$manifest" ]; then swap "$rel"; fi
+  if [ "$rel" != "$manifest" ] && [ "$rel" != "$own" ]; then swap "$rel"; fi
 done < <(cd "$staging" && find . \( -type f -o -type l \) -print0)
+swap "$own"
 if [ -e "$staging/$manifest" ] || [ -L "$staging/$manifest" ]; then swap "$manifest"; fi
 mkdir -p -- "$(dirname -- "$marker")"
 printf '%s' "$sha" > "$marker.tmp-$$"
@@ -122,7 +130,7 @@ async def sync_lab_tree(
     content = await _rsync(ctx, lab.root, CONTENT_EXCLUDES, meter, done_before=0)
     if content_placed is not None:
         content_placed()
-    bundle = asyncio.create_task(asyncio.to_thread(metadata_tar, lab.root))
+    bundle = asyncio.create_task(asyncio.to_thread(metadata_tar, lab))
     manifest_sha = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
     if before_metadata is not None:
         await before_metadata()
@@ -136,8 +144,8 @@ async def sync_lab_tree(
 async def _swap_metadata(ctx: SyncContext, lab: Lab, bundle: bytes, manifest_sha: str) -> RsyncStats:
     staging = posixpath.join(ctx.layout.base, ".repx", f"metadata-staging-{secrets.token_hex(4)}")
     result = await ctx.run_script(
-        METADATA_SCRIPT, ctx.layout.artifacts, staging, lab.manifest_path, lab_marker_path(ctx), manifest_sha,
-        input=bundle, check=False,
+        METADATA_SCRIPT, ctx.layout.artifacts, staging, lab.manifest_path, lab_marker_path(ctx, lab), manifest_sha,
+        own_metadata_name(lab.lab_id, "lab", "lab-metadata.json"), input=bundle, check=False,
     )
     if not result.ok:
         raise SyncError(f"{ctx.transport.name}: updating the Lab's metadata failed: {failure_reason(result.stderr)}",
@@ -146,16 +154,56 @@ async def _swap_metadata(ctx: SyncContext, lab: Lab, bundle: bytes, manifest_sha
     return RsyncStats(int(files), int(size), len(bundle))
 
 
-def metadata_tar(root: Path) -> bytes:
-    """lab/, revision/, readme/ as a tar: links kept as links, dirs writable for the owner."""
+def metadata_tar(lab: Lab) -> bytes:
+    """lab/, revision/, readme/ as a tar (links kept as links, dirs writable for the owner),
+    plus the Lab's own copies of its metadata (own_metadata)."""
+    root = lab.root
+    own = own_metadata(lab)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for top in METADATA_DIRS:
             if not (root / top).exists():
                 continue
             for path in [root / top, *sorted((root / top).rglob("*"))]:
-                add_to_tar(tar, path, path.relative_to(root).as_posix())
+                rel = path.relative_to(root).as_posix()
+                if rel not in own:
+                    add_to_tar(tar, path, rel)
+        for rel, data in own.items():
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def own_metadata(lab: Lab) -> dict[str, bytes]:
+    """The manifest, root and run metadata under names only this Lab uses (own_metadata_name),
+    their pointers rewritten to each other, so upstream's loader and GC, given this manifest,
+    see exactly this Lab whatever was synced to the fixed names since."""
+    def name(directory: str, file: str) -> str:
+        return own_metadata_name(lab.lab_id, directory, file)
+
+    renamed = {run.metadata_path: name("revision", f"metadata-{run.name}.json") for run in lab.runs.values()}
+    renamed[lab.metadata_path] = name("revision", "metadata-top.json")
+    out: dict[str, bytes] = {}
+    for run in lab.runs.values():
+        meta = json.loads((lab.root / run.metadata_path).read_bytes())
+        if isinstance(meta.get("dependencies"), dict):
+            meta["dependencies"] = {renamed.get(k, k): v for k, v in meta["dependencies"].items()}
+        out[renamed[run.metadata_path]] = _compact(meta)
+    top = json.loads((lab.root / lab.metadata_path).read_bytes())
+    top["runs"] = [renamed.get(p, p) for p in top.get("runs", [])]
+    out[renamed[lab.metadata_path]] = _compact(top)
+    manifest = json.loads((lab.root / lab.manifest_path).read_bytes())
+    manifest["metadata"] = renamed[lab.metadata_path]
+    files = [f for f in manifest.get("files", []) if f.get("path") not in renamed]
+    files += [{"path": rel, "sha256": hashlib.sha256(data).hexdigest()} for rel, data in out.items()]
+    manifest["files"] = sorted(files, key=lambda f: f["path"])
+    out[name("lab", "lab-metadata.json")] = _compact(manifest)
+    return out
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
 def rsync_argv(ctx: SyncContext, source: Path, extra: list[str]) -> list[str]:
