@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from repx_tui.backend.errors import ConfigError
-from repx_tui.backend.tomlfile import TomlDoc, check_keys
+from repx_tui.backend.slurmvalues import control_chars
+from repx_tui.backend.tomlfile import TomlDoc, check_keys, short_repr, shown_path
 
 SCHEDULERS = ("local", "slurm")
 EXECUTION_TYPES = ("native", "bwrap", "podman", "docker")
 ARTIFACT_STORES = ("shared", "node-local")
 
 
-def _str(v: Any) -> bool:
-    return isinstance(v, str)
+def _str(v: Any) -> bool | str:
+    if not isinstance(v, str):
+        return False
+    return f"contains a control character: {short_repr(v)}" if control_chars(v) else True
 
 
 def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+# user@host, host, host:port-less ssh_config aliases, [v6]; never an ssh option or shell syntax
+_ADDRESS = re.compile(r"(?:[A-Za-z0-9_.][A-Za-z0-9_.+-]*@)?[A-Za-z0-9_\[][A-Za-z0-9_.:%\[\]-]*", re.ASCII)
+
+
+def _address(v: Any) -> bool | str:
+    if not isinstance(v, str):
+        return False
+    if not v.strip():
+        return "is empty"
+    if len(v) > 255 or not _ADDRESS.fullmatch(v):
+        return (f"{short_repr(v)} is not an SSH address: use user@host, host or an ssh_config alias "
+                "(letters, digits, . _ - : [ ]; no spaces, no leading -)")
+    return True
+
+
+def _mount_paths(v: Any) -> bool | str:
+    if not _str_list(v):
+        return False
+    for path in v:
+        if not path.startswith("/") or _UNSAFE_PATH_CHARS & set(path) or control_chars(path):
+            return f"{short_repr(path)} must be an absolute path without quotes, shell characters or control characters"
+    return True
 
 
 def _pos_int(v: Any) -> bool:
@@ -43,14 +71,14 @@ _TOP_KEYS = {
 }
 _LOGGING_KEYS = {"max_files": _pos_int, "max_age_days": _pos_int}
 _TARGET_KEYS = {
-    "address": _str,
+    "address": _address,
     "base_path": _str,
     "node_local_path": _str,
     "default_scheduler": _one_of(*SCHEDULERS),
     "default_execution_type": _one_of(*EXECUTION_TYPES),
     "artifact_store": _one_of(*ARTIFACT_STORES),
     "mount_host_paths": bool,
-    "mount_paths": _str_list,
+    "mount_paths": _mount_paths,
     "local": dict,
     "slurm": dict,
 }
@@ -138,7 +166,7 @@ class Config:
 
     @property
     def source(self) -> str:
-        return str(self.path) if self.path else "the embedded default config"
+        return shown_path(self.path) if self.path else "the embedded default config"
 
 
 def xdg_dir(kind: str, env: Mapping[str, str] | None = None) -> Path:
@@ -177,7 +205,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if named:
         return parse_config(TomlDoc.load(Path(named).expanduser()), env)
     default = default_config_path(env)
-    if default.is_file():
+    if default.exists() or default.is_symlink():  # a directory or FIFO there is an error, not "no config"
         return parse_config(TomlDoc.load(default), env)
     return embedded_default(env)
 
@@ -191,6 +219,8 @@ def parse_config(doc: TomlDoc, env: Mapping[str, str] | None = None) -> Config:
     for name, table in data.get("targets", {}).items():
         if not isinstance(table, dict):
             raise doc.error(("targets",), name, "must be a table")
+        if not _TARGET_NAME.fullmatch(name):
+            raise doc.error(("targets",), name, "a target name may hold only letters, digits and . _ @ + - (at most 64)")
         targets[name] = _parse_target(doc, name, table, env)
     config = Config(
         targets=targets,
@@ -203,7 +233,7 @@ def parse_config(doc: TomlDoc, env: Mapping[str, str] | None = None) -> Config:
     if config.submission_target and config.submission_target not in targets:
         raise doc.error((), "submission_target", f"names no configured target '{config.submission_target}'")
     if not targets:
-        raise ConfigError(f"{doc.path}: no [targets.NAME] tables", hint="see docs/configuration.md")
+        raise ConfigError(f"{shown_path(doc.path)}: no [targets.NAME] tables", hint="see docs/configuration.md")
     return config
 
 
@@ -213,8 +243,6 @@ def _parse_target(doc: TomlDoc, name: str, table: dict[str, Any], env: Mapping[s
     if "base_path" not in table:
         raise doc.error(where, None, "base_path is required")
     address = table.get("address")
-    if address is not None and not address.strip():
-        raise doc.error(where, "address", "is empty")
     if address is None and name != "local":
         raise doc.error(where, None, "has no address; only the target named 'local' may run on this machine")
     base_path = _checked_path(doc, where, "base_path", table["base_path"], remote=address is not None, env=env)
@@ -244,6 +272,8 @@ def _parse_target(doc: TomlDoc, name: str, table: dict[str, Any], env: Mapping[s
 
 
 _UNSAFE_PATH_CHARS = set("'\"`$\\\n\r\t;&|<>*?")
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}", re.ASCII)
+MAX_PATH_CHARS = 1024
 
 
 def _checked_path(
@@ -251,8 +281,11 @@ def _checked_path(
 ) -> str:
     if not value:
         raise doc.error(where, key, "is empty")
-    if _UNSAFE_PATH_CHARS & set(value):
-        raise doc.error(where, key, "contains characters that are unsafe in a remote shell path")
+    if len(value) > MAX_PATH_CHARS:
+        raise doc.error(where, key, f"is {len(value)} characters long (at most {MAX_PATH_CHARS})")
+    if _UNSAFE_PATH_CHARS & set(value) or control_chars(value):
+        raise doc.error(where, key, f"{short_repr(value)} contains characters that are unsafe in a remote shell path "
+                                    "(quotes, $ ` \\ ; & | < > * ?, control characters)")
     if remote:
         # "~" means the remote home; it is resolved on the target, never with the local HOME.
         if value == "~" or value.startswith("~/") or value.startswith("/"):

@@ -15,23 +15,28 @@ from typing import Any, Mapping, Sequence
 
 from repx_tui.backend.config import xdg_dir
 from repx_tui.backend.errors import ConfigError
-from repx_tui.backend.tomlfile import TomlDoc, check_keys
+from repx_tui.backend.slurmvalues import (
+    control_chars, cpus_error, mem_error, partition_error, sbatch_opt_directive, sbatch_opts_error, time_error,
+)
+from repx_tui.backend.tomlfile import TomlDoc, check_keys, short_repr
 
 
-def _str(v: Any) -> bool:
-    return isinstance(v, str) and bool(v.strip())
+def _name(v: Any) -> bool | str:
+    """A job_id_glob or target name: one printable line."""
+    if not isinstance(v, str):
+        return False
+    if not v.strip():
+        return "is empty"
+    if control_chars(v) or len(v) > 256:
+        return f"{short_repr(v)} must be one printable line of at most 256 characters"
+    return True
 
 
-def _cpus(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-
-def _opts(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) and "\n" not in x for x in v)
-
-
-_FIELD_KEYS = {"partition": _str, "cpus-per-task": _cpus, "mem": _str, "time": _str, "sbatch_opts": _opts}
-_RULE_KEYS = {**_FIELD_KEYS, "job_id_glob": _str, "target": _str, "worker_resources": dict}
+# Every value is checked here, at load, with the rules sbatch applies: a typo fails before
+# anything is contacted, and nothing with a space or a newline reaches an #SBATCH line.
+_FIELD_KEYS = {"partition": partition_error, "cpus-per-task": cpus_error, "mem": mem_error, "time": time_error,
+               "sbatch_opts": sbatch_opts_error}
+_RULE_KEYS = {**_FIELD_KEYS, "job_id_glob": _name, "target": _name, "worker_resources": dict}
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class Directives:
             lines.append(f"--mem={self.mem}")
         if self.time:
             lines.append(f"--time={self.time}")
-        lines.extend(self.sbatch_opts)
+        lines.extend(sbatch_opt_directive(opt) if isinstance(opt, str) else opt for opt in self.sbatch_opts)
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -125,7 +130,8 @@ def load_resources(
     """Deep-merge the XDG file, ./resources.toml and --resources, in that order."""
     env = os.environ if env is None else env
     candidates = [xdg_dir("config", env) / "repx" / "resources.toml", (cwd or Path.cwd()) / "resources.toml"]
-    docs = [TomlDoc.load(p) for p in candidates if p.is_file()]
+    # present but not a regular file (a directory, a FIFO) is an error, not "no file"
+    docs = [TomlDoc.load(p) for p in candidates if p.exists() or p.is_symlink()]
     if explicit is not None:
         docs.append(TomlDoc.load(Path(explicit).expanduser()))  # a missing named file is an error
     merged: dict[str, Any] = {}
@@ -143,12 +149,15 @@ def parse_resources(doc: TomlDoc) -> Resources:
 def _validate(doc: TomlDoc) -> None:
     check_keys(doc, (), doc.data, {"defaults": dict, "rules": list})
     check_keys(doc, ("defaults",), doc.data.get("defaults", {}), _RULE_KEYS)
+    defaults_workers = doc.data.get("defaults", {}).get("worker_resources")
+    if defaults_workers is not None:
+        check_keys(doc, ("defaults", "worker_resources"), defaults_workers, _FIELD_KEYS)
     for index, rule in enumerate(doc.data.get("rules", [])):
         if not isinstance(rule, dict):
-            raise doc.error(("rules",), None, f"entry {index + 1} must be a table")
-        check_keys(doc, ("rules",), rule, _RULE_KEYS)
+            raise doc.error((), "rules", f"entry {index + 1} must be a table ([[rules]])")
+        check_keys(doc, ("rules",), rule, _RULE_KEYS, index)
         if "worker_resources" in rule:
-            check_keys(doc, ("rules", "worker_resources"), rule["worker_resources"], _FIELD_KEYS)
+            check_keys(doc, ("rules", "worker_resources"), rule["worker_resources"], _FIELD_KEYS, index)
 
 
 def _build(data: Mapping[str, Any], sources: tuple[Path, ...]) -> Resources:

@@ -29,6 +29,7 @@ _TIME_WORDS = ("UNLIMITED", "INFINITE")
 _PARTITION_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _PARTITION = re.compile(rf"{_PARTITION_NAME}(?:,{_PARTITION_NAME})*", re.ASCII)
 _OPTION = re.compile(r"--?[A-Za-z0-9][A-Za-z0-9-]*(?:=.*)?", re.DOTALL | re.ASCII)
+_QUOTED = re.compile(r'"[^"\\]*"')  # already one quoted word: kept as written
 _MEM_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 MEM_FORMAT = 'digits with an optional unit K, M, G or T and an optional B, e.g. "512M" or "4G"'
@@ -38,7 +39,7 @@ TIME_FORMAT = ("MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED, "
 
 def _string_error(value: Any, example: str) -> str | None:
     if not isinstance(value, str):
-        return f"must be a string such as {example} (got {type(value).__name__} {_short(value)})"
+        return f"wrong type ({type(value).__name__}: {_short(value)}), must be a string such as {example}"
     if len(value) > MAX_VALUE_CHARS:
         return f"is {len(value)} characters long (at most {MAX_VALUE_CHARS})"
     if control_chars(value):
@@ -86,7 +87,7 @@ def time_error(value: Any) -> str | None:
 def cpus_error(value: Any) -> str | None:
     """`--cpus-per-task`: a positive integer (not a bool, not a string)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"must be a positive integer (got {type(value).__name__} {_short(value)})"
+        return f"wrong type ({type(value).__name__}: {_short(value)}), must be a positive integer"
     if not 1 <= value <= MAX_CPUS:
         return f"must be between 1 and {MAX_CPUS} (got {_short(value)})"
     return None
@@ -104,22 +105,38 @@ def partition_error(value: Any) -> str | None:
 
 
 def sbatch_opt_error(value: Any) -> str | None:
-    """One sbatch option, e.g. "--gres=gpu:1" or "--exclusive": starts with -, no whitespace."""
+    """One sbatch option: "--exclusive", "-N1" or "--name=value".
+
+    Whitespace is allowed only inside the value of "--name=value" (sbatch_opt_directive quotes
+    it, so it stays one option); "-p debug" or two options in one entry are refused."""
     problem = _string_error(value, '"--exclusive"')
     if problem:
         return problem
-    if any(c.isspace() for c in value):
-        return (f"{_short(value)} contains whitespace; give one option per entry, "
-                'written as "--option=value"')
     if not _OPTION.fullmatch(value):
+        if any(c.isspace() for c in value):
+            return f'{_short(value)} is not one option: write "--option=value", one option per entry'
         return f"{_short(value)} is not an sbatch option (it must start with - or --)"
+    name, _, argument = value.partition("=")
+    if any(c.isspace() for c in name):
+        return f'{_short(value)} is not one option: write "--option=value", one option per entry'
+    if any(c.isspace() for c in argument) and not _QUOTED.fullmatch(argument) and ('"' in argument or "\\" in argument):
+        return f"{_short(value)}: a value with spaces cannot also hold a quote or a backslash"
     return None
+
+
+def sbatch_opt_directive(value: str) -> str:
+    """A checked option as written after `#SBATCH`: a value with whitespace in double quotes
+    (sbatch's script parser keeps a quoted value as one word; tried on SLURM 22.05)."""
+    name, sep, argument = value.partition("=")
+    if sep and any(c.isspace() for c in argument) and not _QUOTED.fullmatch(argument):
+        return f'{name}="{argument}"'
+    return value
 
 
 def sbatch_opts_error(value: Any) -> str | None:
     """A list of sbatch options (upstream reads a list of strings)."""
     if not isinstance(value, list):
-        return f'must be a list of options such as ["--exclusive"] (got {type(value).__name__})'
+        return f'wrong type ({type(value).__name__}), must be a list of options such as ["--exclusive"]'
     for index, option in enumerate(value):
         problem = sbatch_opt_error(option)
         if problem:
@@ -129,5 +146,5 @@ def sbatch_opts_error(value: Any) -> str | None:
 
 __all__ = [
     "MEM_FORMAT", "TIME_FORMAT", "MAX_CPUS", "control_chars", "cpus_error", "mem_error", "mem_kib",
-    "partition_error", "sbatch_opt_error", "sbatch_opts_error", "time_error",
+    "partition_error", "sbatch_opt_directive", "sbatch_opt_error", "sbatch_opts_error", "time_error",
 ]

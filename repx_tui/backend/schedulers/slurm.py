@@ -8,15 +8,15 @@ gather), so its SUCCESS, and the afterok of its dependants, come only after gath
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from typing import Sequence
 
+from repx_tui.backend import slurmvalues
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
 from repx_tui.backend.events import EventSink
 from repx_tui.backend.lab import Job, Lab
-from repx_tui.backend.layout import RemoteLayout
+from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.resources import Directives, Resources
 from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines
 from repx_tui.backend.schedulers.deploy import DeployedHelpers
@@ -24,14 +24,11 @@ from repx_tui.backend.schedulers.jobspec import build_spec, resolve_runtime, sin
 from repx_tui.backend.transport.base import Transport
 
 SPEC_DELIMITER = "__REPX_JOB_SPEC__"
-_MEM_UNITS = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 
-def _mem_kib(mem: str | None) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", mem or "", re.IGNORECASE)
-    if not match:
-        return 0
-    return int(match.group(1)) * _MEM_UNITS[(match.group(2) or "M").upper()]
+def _mem_kib(mem: object) -> int:
+    """KiB of a mem value of any type (a Lab hint may be an int): 0 when it is not a size."""
+    return slurmvalues.mem_kib(mem)
 
 
 def job_directives(resources: Resources, job: Job, target: str) -> tuple[Directives, int]:
@@ -45,6 +42,8 @@ def job_directives(resources: Resources, job: Job, target: str) -> tuple[Directi
         return directives, 1
     sink_hints = job.steps[sink_step(job)].resource_hints
     worker = resources.resolve_worker(job.id, job.resource_hints, sink_hints, target)
+    for checked in (directives, worker):  # sizes are compared below: refuse a hint of the wrong type first
+        checked_directives(job.id, checked)
     cpus = max(directives.cpus_per_task or 1, worker.cpus_per_task or 1)
     mem = directives.mem if _mem_kib(directives.mem) >= _mem_kib(worker.mem) else worker.mem
     directives = Directives(
@@ -56,21 +55,21 @@ def job_directives(resources: Resources, job: Job, target: str) -> tuple[Directi
 
 def sbatch_script(job_id: str, spec: dict, directives: Directives, layout: RemoteLayout,
                   helpers: DeployedHelpers) -> str:
-    log = f"{layout.job_repx(job_id)}/slurm-%j.out"
+    """The job's script. Every header value is checked here too (Lab hints reach this point
+    without resources.toml's checks), so none can add an option of its own."""
+    safe_component(job_id, "job id")
+    log = _sbatch_path(f"{layout.job_repx(job_id)}/", "base_path") + "slurm-%j.out"
     lines = [
-        f"#!{helpers.tools_bin}/bash",
+        "#!/bin/sh",  # not the host tools' bash: a shebang breaks on a space or a long base_path
         f"#SBATCH --job-name={job_id}",
         "#SBATCH --chdir=/tmp",
-        f"#SBATCH --output={log}",
-        f"#SBATCH --error={log}",
+        f'#SBATCH --output="{log}"',
+        f'#SBATCH --error="{log}"',
     ]
-    for directive in directives.sbatch_lines():
-        if "\n" in directive:
-            raise SchedulerError(f"sbatch option for {job_id} contains a newline: {directive!r}")
-        lines.append(f"#SBATCH {directive}")
+    lines += [f"#SBATCH {directive}" for directive in checked_directives(job_id, directives)]
     spec_json = json.dumps(spec, separators=(",", ":"), sort_keys=True)
     lines += [
-        "set -euo pipefail",
+        "set -eu",
         f"exec {shlex.quote(helpers.tools_bin + '/bash')} {shlex.quote(helpers.executor)} "
         f"{shlex.quote(helpers.tools_bin)} /dev/stdin <<'{SPEC_DELIMITER}'",
         spec_json,
@@ -78,6 +77,38 @@ def sbatch_script(job_id: str, spec: dict, directives: Directives, layout: Remot
         "",
     ]
     return "\n".join(lines)
+
+
+_DIRECTIVE_CHECKS = (("partition", "partition", slurmvalues.partition_error),
+                     ("cpus_per_task", "cpus-per-task", slurmvalues.cpus_error),
+                     ("mem", "mem", slurmvalues.mem_error), ("time", "time", slurmvalues.time_error))
+
+
+def checked_directives(job_id: str, directives: Directives) -> list[str]:
+    """The job's `#SBATCH` options, or a SchedulerError naming the job and the bad value."""
+    for attr, key, check in _DIRECTIVE_CHECKS:
+        value = getattr(directives, attr)
+        problem = None if value is None else check(value)
+        if problem:
+            raise SchedulerError(f"job {job_id}: resource {key}: {problem}",
+                                 hint="fix the Lab's resource_hints or override it in resources.toml")
+    problem = slurmvalues.sbatch_opts_error(list(directives.sbatch_opts))
+    if problem:
+        raise SchedulerError(f"job {job_id}: sbatch_opts: {problem}",
+                             hint="fix the Lab's resource_hints or override it in resources.toml")
+    return directives.sbatch_lines()
+
+
+def _sbatch_path(path: str, what: str) -> str:
+    """A path for a double-quoted `#SBATCH --output="..."` value, `%` escaped as `%%`.
+
+    sbatch takes a quoted value with spaces as one word (tried on SLURM 22.05); a quote, a
+    backslash or a control character cannot be written there, so those are refused."""
+    if '"' in path or "\\" in path or slurmvalues.control_chars(path):
+        raise SchedulerError(
+            f"{what} {path!r} cannot be written in an #SBATCH --output line (it holds a quote, "
+            "a backslash or a control character)", hint="choose a base_path without them")
+    return path.replace("%", "%%")
 
 
 def build_batch(
