@@ -1,10 +1,14 @@
 """Phase 3: container image layers, incrementally, then each image directory last.
 
-1. ONE round trip lists which layers the target already has (with sizes) in its layer store
-   `<base>/artifacts/store/` and in `<node_local_path>/store/`, and the state of each image dir.
-2. Layers found in node_local_path are copied on the target (one more round trip, no network).
+1. ONE round trip lists which layers the target already has in its layer store
+   `<base>/artifacts/store/` (with sizes and the sha256 a valid record vouches for, see
+   layerstore.py) and in `<node_local_path>/store/`, and the state of each image dir.
+2. A layer is reused as is only when its record matches the Lab's sha256. One more round trip
+   (no network) checks the others on the target: a store file of the right size is hashed and
+   recorded, or removed; a node-local copy is copied to a temp name, checked and renamed.
 3. Missing layers go up in parallel (bounded), each to a temporary name; the target checks
-   size and sha256, then renames it into the store. A partial file is never under a final name.
+   size and sha256, renames it into the store and records it. A partial file is never under a
+   final name.
 4. Each image directory (manifest, config, `<digest>/layer.tar -> ../../../store/...` links,
    like upstream) is unpacked into a staging dir and renamed, then the `images/<tag>` link.
 """
@@ -35,111 +39,28 @@ from repx_tui.backend.sync.common import (
     failure_reason,
     progress_event,
 )
+from repx_tui.backend.sync.layerstore import (  # noqa: F401  (the scripts are part of this phase's API)
+    IMAGE_SCRIPT,
+    LIST_FUNCTION,
+    LIST_SCRIPT,
+    PLACE_SCRIPT,
+    RECEIVE_SCRIPT,
+    VERIFY_SCRIPT,
+    records_dir,
+)
 
 PARALLEL_UPLOADS = 4
 
-# A function, so phase 1's probe can run it in the same round trip: $1 store, $2 node-local
-# store ("" = none), $3 images dir, $4 number of images, then (dir, tag) per image, then layer
-# digests. One line per image and per layer.
-LIST_FUNCTION = r"""
-list_images() {
-  local store=$1 nl=$2 images=$3 n=$4 dir tag sum link d s l
-  shift 4
-  mkdir -p "$store" "$images"
-  # temp files of uploads cut off long ago (a dead connection cannot clean up after itself)
-  find "$store" -maxdepth 1 -name '.*-layer.tar.*' -mmin +120 -delete 2>/dev/null || true
-  while [ "$n" -gt 0 ]; do
-    dir=$1 tag=$2
-    shift 2
-    n=$((n - 1))
-    sum=- link=-
-    if [ -f "$images/$dir/manifest.json" ]; then
-      sum=$(sha256sum < "$images/$dir/manifest.json")
-      sum=${sum%% *}
-    fi
-    if [ -L "$images/$tag" ]; then link=$(readlink "$images/$tag"); fi
-    printf 'I %s %s %s\n' "$dir" "$sum" "$link"
-  done
-  for d in "$@"; do
-    s=$(stat -c %s -- "$store/$d-layer.tar" 2>/dev/null || echo -)
-    l=-
-    if [ -n "$nl" ]; then l=$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null || echo -); fi
-    printf 'L %s %s %s\n' "$d" "$s" "$l"
-  done
-}
-"""
-LIST_SCRIPT = LIST_FUNCTION + 'list_images "$@"\n'
-
-# $1 store, $2 node-local store, then (digest, size, sha256) triples. Prints "OK <digest>"
-# for each layer copied and verified; a bad node-local copy is skipped (it will be uploaded).
-NODE_LOCAL_SCRIPT = r"""
-store=$1 nl=$2
-shift 2
-while [ "$#" -ge 3 ]; do
-  d=$1 size=$2 sha=$3
-  shift 3
-  tmp="$store/.$d-layer.tar.nl-$$"
-  if cp -- "$nl/$d-layer.tar" "$tmp" 2>/dev/null \
-    && [ "$(stat -c %s -- "$tmp")" = "$size" ] \
-    && [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" = "$sha" ]; then
-    chmod 0444 "$tmp"
-    mv -f -- "$tmp" "$store/$d-layer.tar"
-    echo "OK $d"
-  else
-    rm -f -- "$tmp"
-  fi
-done
-"""
-
-# Shared tail: $got_sha computed by the caller; check size and sha256, then place the layer.
-_CHECK_AND_PLACE = r"""
-got_size=$(stat -c %s -- "$1")
-if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
-  rm -f -- "$1"
-  echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
-  exit 4
-fi
-chmod 0444 "$1"
-mv -f -- "$1" "$2"
-"""
-
-# $1 uploaded temp file, $2 final name, $3 size, $4 sha256.
-VERIFY_SCRIPT = r"""
-got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
-""" + _CHECK_AND_PLACE
-
-# $1 temp name, $2 final name, $3 size, $4 sha256; the layer itself on stdin. Hashing while
-# writing (tee) checks the bytes as they arrive: no second read of the file, no second channel.
-RECEIVE_SCRIPT = r"""
-if ! got_sha=$(tee -- "$1" | sha256sum); then
-  rm -f -- "$1"
-  echo "layer $2: writing $1 failed" >&2
-  exit 4
-fi
-got_sha=${got_sha%% *}
-""" + _CHECK_AND_PLACE
-
-# $1 images dir, $2 image dir name, $3 tag, $4 unique token; the image dir as a tar on stdin.
-IMAGE_SCRIPT = r"""
-images=$1 dir=$2 tag=$3 token=$4
-staging="$images/.staging-$dir-$token"
-old="$images/.old-$dir-$token"
-mkdir -p "$staging"
-tar -xf - -C "$staging"
-if [ -e "$images/$dir" ]; then mv -T "$images/$dir" "$old" 2>/dev/null || true; fi
-# if another client placed the same (content-addressed) image meanwhile, keep theirs
-mv -T "$staging" "$images/$dir" 2>/dev/null || rm -rf "$staging"
-rm -rf "$old"
-ln -sfn "$dir" "$images/.tag-$token"
-mv -T "$images/.tag-$token" "$images/$tag"
-"""
+NODE_LOCAL_SCRIPT = PLACE_SCRIPT  # the name phase 3 has always used for "place without sending"
 
 
 @dataclass
 class RemoteState:
     images: dict[str, tuple[str | None, str | None]]  # dir -> (manifest sha256, tag link)
     store: dict[str, int | None]  # digest -> size in the layer store
+    recorded: dict[str, str | None]  # digest -> the sha256 its valid record vouches for
     node_local: dict[str, int | None]  # digest -> size in node_local_path
+    links: list[str]  # directories the sync would write into that are symbolic links
 
 
 def images_for(lab: Lab, runs: Iterable[str] | None) -> list[Image]:
@@ -178,6 +99,7 @@ class ImageSync:
     def use_listing(self, stdout: str) -> None:
         if self.impl is not None:
             self._state = parse_listing(stdout)
+            refuse_links(self.ctx.transport.name, self._state)
 
     async def run(self) -> tuple[PhaseResult, list[LayerResult]]:
         if self.impl is None:
@@ -189,15 +111,29 @@ class ImageSync:
 
 
 def parse_listing(stdout: str) -> RemoteState:
-    state = RemoteState({}, {}, {})
+    state = RemoteState({}, {}, {}, {}, [])
     for line in stdout.splitlines():
-        kind, name, a, b = (line.split() + ["-", "-", "-"])[:4]
+        kind, name, a, b, c = (line.split() + ["-"] * 4)[:5]
         if kind == "I":
             state.images[name] = (_opt(a), _opt(b))
         elif kind == "L":
             state.store[name] = _opt_int(a)
-            state.node_local[name] = _opt_int(b)
+            state.recorded[name] = _opt(b)
+            state.node_local[name] = _opt_int(c)
+        elif kind == "X":
+            state.links.append(line[2:])
     return state
+
+
+def refuse_links(transport_name: str, state: RemoteState) -> None:
+    """Never write layers or image dirs through a link someone left on the target."""
+    if state.links:
+        raise SyncError(
+            f"{transport_name}: {state.links[0]} is a symbolic link on the target; "
+            "refusing to write image layers through it",
+            hint="repx-tui never makes a link there: remove it on the target (an earlier sync "
+                 "of an untrusted Lab may have left it), then sync again",
+        )
 
 
 class _ImageSync:
@@ -210,6 +146,7 @@ class _ImageSync:
             for layer in image.layers:
                 self.layers.setdefault(safe_component(layer.digest, "layer digest"), layer)
         self.store = posixpath.join(ctx.layout.artifacts, "store")
+        self.records = records_dir(ctx.layout.base)
         self.images_dir = posixpath.join(ctx.layout.artifacts, "images")
         self.node_local = posixpath.join(ctx.layout.node_local, "store") if ctx.layout.node_local else ""
         self.meter = RateMeter()
@@ -224,8 +161,8 @@ class _ImageSync:
                               total_bytes=self.total, total_files=len(self.layers)))
         if state is None:
             state = await self.list_remote()
-        actions = self._decide(state)
-        await self._copy_node_local(actions)
+        actions = await self._decide(state)
+        await self._place_on_target(actions)
         await self._upload_missing(actions)
         written = await self._write_image_dirs(state)
         results = self._results(actions)
@@ -241,45 +178,59 @@ class _ImageSync:
 
     def listing_args(self) -> list[str]:
         pairs = [x for image in self.images for x in (self._dir_name(image), safe_component(image.tag, "image tag"))]
-        return [self.store, self.node_local, self.images_dir, str(len(self.images)), *pairs, *self.layers]
+        return [self.store, self.records, self.node_local, self.images_dir, str(len(self.images)),
+                *pairs, *self.layers]
 
     async def list_remote(self) -> RemoteState:
         result = await self.ctx.run_script(LIST_SCRIPT, *self.listing_args())
-        return parse_listing(result.stdout)
+        state = parse_listing(result.stdout)
+        refuse_links(self.ctx.transport.name, state)
+        return state
 
     @staticmethod
     def _dir_name(image: Image) -> str:
         return safe_component(posixpath.basename(image.path), "image directory")
 
-    def _decide(self, state: RemoteState) -> dict[str, LayerAction]:
+    async def _decide(self, state: RemoteState) -> dict[str, LayerAction]:
+        """REUSED only where a record vouches for the Lab's sha256; PENDING where the target must
+        check (a store file of the right size with no valid record, or a node-local copy)."""
         actions = {}
         for digest, layer in self.layers.items():
-            if state.store.get(digest) == layer.size:
+            in_store = state.store.get(digest) == layer.size
+            recorded = state.recorded.get(digest)
+            if in_store and recorded is not None and recorded == await self._sha256(layer):
                 actions[digest] = LayerAction.REUSED
-            elif state.node_local.get(digest) == layer.size:
-                actions[digest] = LayerAction.NODE_LOCAL
+            elif in_store or state.node_local.get(digest) == layer.size:
+                actions[digest] = LayerAction.PENDING
             else:
                 actions[digest] = LayerAction.TRANSFERRED
             self.sent[digest] = 0
-            self._layer_event(digest, actions[digest], done=actions[digest] is LayerAction.REUSED)
+            shown = LayerAction.REUSED if in_store else LayerAction.NODE_LOCAL
+            self._layer_event(digest, shown if actions[digest] is LayerAction.PENDING else actions[digest],
+                              done=actions[digest] is LayerAction.REUSED)
         return actions
 
-    # --- node-local copies, on the target -------------------------------------------------
+    # --- checks and node-local copies, on the target ------------------------------------------
 
-    async def _copy_node_local(self, actions: dict[str, LayerAction]) -> None:
-        digests = [d for d, a in actions.items() if a is LayerAction.NODE_LOCAL]
+    async def _place_on_target(self, actions: dict[str, LayerAction]) -> None:
+        digests = [d for d, a in actions.items() if a is LayerAction.PENDING]
         if not digests:
             return
         args: list[str] = []
         for digest in digests:
             layer = self.layers[digest]
             args += [digest, str(layer.size), await self._sha256(layer)]
-        result = await self.ctx.run_script(NODE_LOCAL_SCRIPT, self.store, self.node_local, *args)
-        copied = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("OK ")}
+        result = await self.ctx.run_script(PLACE_SCRIPT, self.store, self.records, self.node_local, *args)
+        outcome = {}
+        for line in result.stdout.splitlines():
+            word, _, digest = line.partition(" ")
+            outcome[digest] = word
         for digest in digests:
-            if digest in copied:
-                self._layer_event(digest, LayerAction.NODE_LOCAL, done=True)
-            else:  # a bad or vanished node-local copy: send it instead
+            found = outcome.get(digest)
+            if found in ("REUSED", "NODE_LOCAL"):
+                actions[digest] = LayerAction.REUSED if found == "REUSED" else LayerAction.NODE_LOCAL
+                self._layer_event(digest, actions[digest], done=True)
+            else:  # wrong bytes, cut short or vanished: send it instead
                 actions[digest] = LayerAction.TRANSFERRED
 
     # --- uploads ----------------------------------------------------------------------------
@@ -313,14 +264,14 @@ class _ImageSync:
         send_to_command = getattr(self.ctx.transport, "run_with_file", None)
         if send_to_command is not None:
             # one channel: the bytes stream into tee | sha256sum on the target, which checks and renames
-            argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha)
+            argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha, self.records)
             result = await send_to_command(argv, source, progress=progress, check=False)
             if not result.ok:
                 raise SyncError(f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
                                 hint="check free space under base_path on the target, then sync again")
         else:
             await self.ctx.transport.upload(source, tmp, progress=progress)
-            await self.ctx.run_script(VERIFY_SCRIPT, tmp, final, str(layer.size), sha)
+            await self.ctx.run_script(VERIFY_SCRIPT, tmp, final, str(layer.size), sha, self.records)
         self.sent[digest] = layer.size
         self._layer_event(digest, LayerAction.TRANSFERRED, done=True)
         self._phase_progress()

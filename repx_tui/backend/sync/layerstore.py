@@ -1,0 +1,200 @@
+"""The layer store on the target, in bash: bytes are trusted only once they were checked.
+
+A layer file `store/<digest>-layer.tar` is reused only through a *record* written right after its
+bytes were checked against the sha256 the Lab gives for it: `<root>/.repx/verified/<digest>-layer.tar`
+holds `<sha256> <inode> <size> <mtime> <ctime>` of the file as it was checked (times to the
+nanosecond). A file replaced or rewritten since, even with the same size, no longer matches its
+record; a file with no record (put there by upstream's rsync, or by an older client) is hashed on
+the target once and recorded, or replaced. Records live outside `store/` so upstream's tools,
+which read `store/<digest>-layer.tar` only, never see them (and its GC never deletes them).
+remote/executor.sh reads and writes the same records for node-local copies at job time: keep
+the two formats the same.
+
+No script writes through a directory that is a symbolic link (one left by an earlier sync of a
+hostile Lab would send the bytes outside base_path): they refuse it with one clear line.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+RECORDS = posixpath.join(".repx", "verified")
+
+
+def records_dir(root: str) -> str:
+    """Where the records of `<root>`'s layer store live (root = base_path or node_local_path)."""
+    return posixpath.join(root, RECORDS)
+
+
+# Shared by every script below.
+FUNCTIONS = r"""
+# A regular file's identity: inode, size, mtime, ctime (to the ns with GNU find; in whole
+# seconds from stat where find has no -printf). Fails for anything else.
+layer_id() {
+  if [ -L "$1" ] || [ ! -f "$1" ]; then return 1; fi
+  find "$1" -maxdepth 0 -printf '%i %s %T@ %C@\n' 2>/dev/null | grep . || stat -c '%i %s %Y %Z' -- "$1"
+}
+# $1 layer file, $2 its record: the sha256 the record vouches for, or "-"
+recorded_sha() {
+  local sha id now
+  if [ -f "$2" ] && now=$(layer_id "$1") && read -r sha id < "$2" && [ "$id" = "$now" ]; then
+    echo "$sha"
+  else
+    echo -
+  fi
+}
+# $1 layer file, $2 its record, $3 the sha256 its bytes were checked against, $4 its identity then
+record_layer() {
+  [ "$(layer_id "$1")" = "$4" ] || return 1  # changed while it was being checked
+  mkdir -p -- "${2%/*}"
+  printf '%s %s\n' "$3" "$4" > "$2.new-$$"
+  mv -fT -- "$2.new-$$" "$2"
+}
+# $1 layer file, $2 its record, $3 its sha256: true once its bytes are known right (by its
+# record, or hashed now and recorded)
+verify_layer() {
+  local id sha
+  if [ -L "$1" ] || [ ! -f "$1" ]; then return 1; fi
+  if [ "$(recorded_sha "$1" "$2")" = "$3" ]; then return 0; fi
+  id=$(layer_id "$1") || return 1
+  sha=$(sha256sum < "$1") || return 1
+  [ "${sha%% *}" = "$3" ] || return 1
+  record_layer "$1" "$2" "$3" "$id" || true
+}
+no_links() {
+  local dir
+  for dir in "$@"; do
+    if [ -L "$dir" ]; then
+      echo "$dir is a symbolic link (repx-tui never makes one there); refusing to write through it" >&2
+      return 1
+    fi
+  done
+}
+"""
+
+# A function, so phase 1's probe can run it in the same round trip: $1 store, $2 its records,
+# $3 node-local store ("" = none), $4 images dir, $5 number of images, then (dir, tag) per
+# image, then layer digests. One line per image and per layer:
+#   I <dir> <manifest sha256 | -> <tag link | ->
+#   L <digest> <size in the store | -> <sha256 its record vouches for | -> <node-local size | ->
+# or, instead, "X <dir>" for each directory it would write into that is a symbolic link.
+LIST_FUNCTION = FUNCTIONS + r"""
+list_images() {
+  local store=$1 records=$2 nl=$3 images=$4 n=$5 dir tag sum link d f id s sha l bad=0
+  shift 5
+  for dir in "${store%/*}" "$store" "$images" "${records%/*}" "$records"; do
+    if [ -L "$dir" ]; then echo "X $dir"; bad=1; fi
+  done
+  if [ "$bad" = 1 ]; then return 0; fi
+  mkdir -p "$store" "$images" "$records"
+  # temp files of uploads cut off long ago (a dead connection cannot clean up after itself)
+  find "$store" -maxdepth 1 -name '.*-layer.tar.*' -mmin +120 -delete 2>/dev/null || true
+  find "$records" -maxdepth 1 -name '*.new-*' -mmin +120 -delete 2>/dev/null || true
+  while [ "$n" -gt 0 ]; do
+    dir=$1 tag=$2
+    shift 2
+    n=$((n - 1))
+    sum=- link=-
+    if [ -f "$images/$dir/manifest.json" ]; then
+      sum=$(sha256sum < "$images/$dir/manifest.json")
+      sum=${sum%% *}
+    fi
+    if [ -L "$images/$tag" ]; then link=$(readlink "$images/$tag"); fi
+    printf 'I %s %s %s\n' "$dir" "$sum" "$link"
+  done
+  for d in "$@"; do
+    f="$store/$d-layer.tar" s=- sha=- l=-
+    if id=$(layer_id "$f"); then
+      s=${id#* } s=${s%% *}
+      sha=$(recorded_sha "$f" "$records/$d-layer.tar")
+    fi
+    if [ -n "$nl" ]; then l=$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null || echo -); fi
+    printf 'L %s %s %s %s\n' "$d" "$s" "$sha" "$l"
+  done
+}
+"""
+LIST_SCRIPT = LIST_FUNCTION + 'list_images "$@"\n'
+
+# $1 store, $2 its records, $3 node-local store ("" = none), then (digest, size, sha256) triples
+# of layers with no valid record. For each prints one line:
+#   REUSED <digest>      the store's file had the right bytes: now recorded
+#   NODE_LOCAL <digest>  copied from node_local_path to a temp name, checked, renamed, recorded
+#   MISSING <digest>     neither: it must be sent (a wrong file in the store is removed first)
+PLACE_SCRIPT = FUNCTIONS + r"""
+store=$1 records=$2 nl=$3
+shift 3
+no_links "${store%/*}" "$store" "${records%/*}" "$records"
+mkdir -p "$store" "$records"
+while [ "$#" -ge 3 ]; do
+  d=$1 size=$2 sha=$3
+  shift 3
+  final="$store/$d-layer.tar" record="$records/$d-layer.tar"
+  if [ "$(stat -c %s -- "$final" 2>/dev/null)" = "$size" ] && verify_layer "$final" "$record" "$sha"; then
+    echo "REUSED $d"
+    continue
+  fi
+  rm -f -- "$final"  # wrong or cut short: never to be used, by us or by upstream's tools
+  tmp="$store/.$d-layer.tar.nl-$$"
+  if [ -n "$nl" ] && [ "$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null)" = "$size" ] \
+    && cp -- "$nl/$d-layer.tar" "$tmp" 2>/dev/null \
+    && [ "$(stat -c %s -- "$tmp")" = "$size" ] \
+    && [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" = "$sha" ]; then
+    chmod 0444 "$tmp"
+    mv -fT -- "$tmp" "$final"
+    record_layer "$final" "$record" "$sha" "$(layer_id "$final")" || true
+    echo "NODE_LOCAL $d"
+  else
+    rm -f -- "$tmp"
+    echo "MISSING $d"
+  fi
+done
+"""
+
+# Shared head and tail of the two upload scripts: $1 temp file, $2 final name, $3 size,
+# $4 sha256, $5 the store's records; $got_sha computed in between.
+_CHECK_DIRS = FUNCTIONS + r"""
+no_links "${2%/*/*}" "${2%/*}" "${5%/*}" "$5"
+"""
+_CHECK_AND_PLACE = r"""
+got_size=$(stat -c %s -- "$1")
+if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
+  rm -f -- "$1"
+  echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
+  exit 4
+fi
+chmod 0444 "$1"
+mv -fT -- "$1" "$2"
+record_layer "$2" "$5/${2##*/}" "$4" "$(layer_id "$2")" || true
+"""
+
+# The layer already uploaded to $1.
+VERIFY_SCRIPT = _CHECK_DIRS + r"""
+got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
+""" + _CHECK_AND_PLACE
+
+# The layer itself on stdin. Hashing while writing (tee) checks the bytes as they arrive: no
+# second read of the file, no second channel.
+RECEIVE_SCRIPT = _CHECK_DIRS + r"""
+if ! got_sha=$(tee -- "$1" | sha256sum); then
+  rm -f -- "$1"
+  echo "layer $2: writing $1 failed" >&2
+  exit 4
+fi
+got_sha=${got_sha%% *}
+""" + _CHECK_AND_PLACE
+
+# $1 images dir, $2 image dir name, $3 tag, $4 unique token; the image dir as a tar on stdin.
+IMAGE_SCRIPT = FUNCTIONS + r"""
+images=$1 dir=$2 tag=$3 token=$4
+no_links "${images%/*}" "$images"
+staging="$images/.staging-$dir-$token"
+old="$images/.old-$dir-$token"
+mkdir -p "$staging"
+tar -xf - -C "$staging"
+if [ -e "$images/$dir" ]; then mv -T "$images/$dir" "$old" 2>/dev/null || true; fi
+# if another client placed the same (content-addressed) image meanwhile, keep theirs
+mv -T "$staging" "$images/$dir" 2>/dev/null || rm -rf "$staging"
+rm -rf "$old"
+ln -sfn "$dir" "$images/.tag-$token"
+mv -T "$images/.tag-$token" "$images/$tag"
+"""
