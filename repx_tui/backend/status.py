@@ -92,6 +92,9 @@ class RemoteSnapshot:
     cancelled: set[str] = field(default_factory=set)  # executor got SIGTERM/SIGINT
     submissions: dict[str, Submission] = field(default_factory=dict)
     agent: dict[str, AgentJob] = field(default_factory=dict)
+    # agent says running, but no process of that run is left: job -> its recorded exit status
+    dead_runs: dict[str, int | None] = field(default_factory=dict)
+    agent_gone: bool = False  # the Lab has agent state and no agent serves it
 
 
 # --- squeue / sacct parsing ----------------------------------------------------------------
@@ -207,7 +210,9 @@ def slurm_error(stderr: str) -> str | None:
 # remote/submit.sh), $3 this Lab's agent dir (agents/<lab_id>, remote/agent.sh); either may be absent.
 # Output: records, fields separated by 0x1F:
 #   U user | M job SUCCESS|FAIL exit-code | C job (the executor was signalled)
-#   | A job agent-state pgid reason | F record path, then that JSON flattened onto ONE line.
+#   | A job agent-state pgid reason | F record path, then that JSON flattened onto ONE line
+#   | D job exit-status (a running agent job whose run.lock is free: no process of it is left)
+#   | G (no agent holds agent.lock).
 MARKER_SCRIPT = r"""set -euo pipefail
 shopt -s nullglob
 out=$1
@@ -238,7 +243,14 @@ for d in "$agent"/jobs/*/; do
     [[ ! -e "$d/reason" ]] || read -r reason <"$d/reason" || true
     [[ ! -e "$d/pgid" ]] || read -r pgid <"$d/pgid" || true
     printf 'A%s%s%s%s%s%s%s%s\n' "$us" "${j##*/}" "$us" "$state" "$us" "$pgid" "$us" "$reason"
+    if [[ $state == running && -e "$d/run.lock" ]] && flock -n "$d/run.lock" true; then
+        rc="" owner=""
+        [[ ! -e "$d/rc" ]] || read -r rc owner <"$d/rc" || true
+        [[ "$owner" == "$pgid" ]] || rc=""
+        printf 'D%s%s%s%s\n' "$us" "${j##*/}" "$us" "$rc"
+    fi
 done
+if [[ -e "$agent/agent.lock" ]] && flock -n "$agent/agent.lock" true; then printf 'G\n'; fi
 """
 
 
@@ -272,6 +284,10 @@ def parse_snapshot(text: str) -> RemoteSnapshot:
             _absorb_agent(snap, {"job": parts[1], "state": parts[2], "pgid": parts[3], "reason": parts[4] or None})
         elif kind == "F" and len(parts) == 2:
             file_path = parts[1]
+        elif kind == "D" and len(parts) == 3:
+            snap.dead_runs[parts[1]] = int(parts[2]) if parts[2].isdigit() else None
+        elif kind == "G" and len(parts) == 1:
+            snap.agent_gone = True
     return snap
 
 
@@ -462,7 +478,7 @@ def _signature(job: str, inputs: StatusInputs) -> tuple:
         marker,
         extra,
         queue.get(job) if queue is not None else _UNAVAILABLE,
-        None if agent is None else (agent.state, agent.reason),
+        None if agent is None else (agent.state, agent.reason, snap.dead_runs.get(job, -1), snap.agent_gone),
         sid,
         None if not sid else (_UNAVAILABLE if acct is None else acct.get(sid)),
     )
@@ -523,7 +539,7 @@ def _observed_state(job: str, run: str, inputs: StatusInputs) -> JobState | None
     acct = inputs.acct.get(slurm_id) if (inputs.acct is not None and slurm_id) else None
     agent = snap.agent.get(job)
     marker = snap.markers.get(job)
-    if marker == "FAIL" and agent is not None and agent.state in ("queued", "running"):
+    if marker == "FAIL" and agent is not None and agent.state in ("queued", "running") and job not in snap.dead_runs:
         marker = None  # re-queued after a failure: the old marker is history
     if marker == "SUCCESS":
         return _with_acct(JobState(job, run, K.SUCCEEDED, slurm_id=slurm_id, exit_code=0), acct)
@@ -532,8 +548,7 @@ def _observed_state(job: str, run: str, inputs: StatusInputs) -> JobState | None
     if inputs.queue is not None and job in inputs.queue:
         return _queue_state(job, run, inputs.queue[job])
     if agent is not None and agent.state in _AGENT_STATES:
-        kind = _AGENT_STATES[agent.state]
-        return JobState(job, run, kind, reason=agent.reason, exit_code=snap.exit_codes.get(job))
+        return _agent_state(job, run, agent, snap)
     if slurm_id is None:
         return None
     if inputs.queue is None:
@@ -543,6 +558,20 @@ def _observed_state(job: str, run: str, inputs: StatusInputs) -> JobState | None
     if inputs.acct is None:
         return _UNAVAILABLE
     return JobState(job, run, K.UNKNOWN, slurm_id=slurm_id, reason="submitted, not in squeue or sacct")
+
+
+def _agent_state(job: str, run: str, agent: AgentJob, snap: RemoteSnapshot) -> JobState:
+    """The agent's record, checked against what is left on the target: a run with no process
+    left is failed (never `running` forever), a queue that no agent serves says so."""
+    kind, reason, code = _AGENT_STATES[agent.state], agent.reason, snap.exit_codes.get(job)
+    if job in snap.dead_runs:
+        kind = K.FAILED
+        code = snap.dead_runs[job] if snap.dead_runs[job] is not None else code
+        reason = ("agent and executor are gone; last state running" if snap.agent_gone
+                  else "executor is gone; the agent is recording its outcome")
+    elif kind is K.QUEUED and snap.agent_gone:
+        reason = "no agent is running; `repx-tui run` starts one that resumes the queue"
+    return JobState(job, run, kind, reason=reason, exit_code=code)
 
 
 def _failed_state(

@@ -12,8 +12,15 @@
 #   AGENT_DIR/agent.lock            held (flock) for the agent's whole life
 #   AGENT_DIR/agent.pid, agent.log, concurrency
 #   AGENT_DIR/state.lock            held for each scheduling pass and each cancel
-#   AGENT_DIR/jobs/<id>/{spec.json,deps,state,reason,pgid,rc,executor.log}
+#   AGENT_DIR/jobs/<id>/{spec.json,deps,state,reason,pgid,rc,executor.log,run.lock}
 #       state: queued | running | succeeded | failed | blocked | cancelled
+#       run.lock: held (flock) by the job's executor and everything it starts, for their whole
+#       life: free means no process of that run is left (no pid can be reused to fake it).
+#       rc: "EXIT_STATUS PGID" of the run it belongs to (a stale writer cannot fool a new run).
+#
+# The agent may die (kill -9, OOM, reboot) while jobs run. A running job whose executor still
+# holds run.lock is adopted by the next agent, which records its outcome from its markers;
+# one whose executor is gone gets its outcome from its markers, or fails without one.
 set -euo pipefail
 
 PATH="$2:$PATH"
@@ -48,6 +55,16 @@ marker() { # JOB BASE -> SUCCESS | FAIL | ""
 
 agent_alive() { ! flock -n "$AGENT_DIR/agent.lock" true; }
 
+executor_alive() { # JOB -> is any process of its current run left?
+    local dir="$JOBS/$1"
+    if [[ -e "$dir/run.lock" ]]; then
+        flock -n "$dir/run.lock" true && return 1
+        return 0
+    fi
+    # started by an agent older than run.lock: its process group is all there is
+    [[ -s "$dir/pgid" ]] && kill -0 -- "-$(cat "$dir/pgid")" 2>/dev/null
+}
+
 # --- submit ---------------------------------------------------------------------------------
 
 submit() {
@@ -69,8 +86,12 @@ submit() {
     if agent_alive; then alive=true; fi
     while IFS=$'\t' read -r id base spec deps; do
         state="$(state_of "$id")"
-        # with no agent alive, "queued"/"running" are left over from one that died: run again
-        if [[ "$alive" == true && ("$state" == queued || "$state" == running) ]]; then
+        # With no agent alive, "queued" is left over from one that died and is queued again;
+        # a "running" job whose executor lives on is kept (the new agent adopts it), never
+        # started twice; one whose executor is gone runs again.
+        if [[ "$state" == running ]] && executor_alive "$id"; then
+            printf '%s\tSKIPPED\talready running\n' "$id"
+        elif [[ "$alive" == true && ("$state" == queued || "$state" == running) ]]; then
             printf '%s\tSKIPPED\talready %s\n' "$id" "$state"
         elif [[ "$(marker "$id" "$base")" == SUCCESS ]]; then
             printf '%s\tSKIPPED\talready succeeded\n' "$id"
@@ -92,24 +113,82 @@ submit() {
 
 # --- serve ----------------------------------------------------------------------------------
 
-concurrency() {
-    if [[ -s "$AGENT_DIR/concurrency" ]]; then cat "$AGENT_DIR/concurrency"; else nproc; fi
+concurrency() { # a positive integer, whatever the file holds (bad arithmetic would end the agent)
+    local limit=""
+    [[ ! -s "$AGENT_DIR/concurrency" ]] || read -r limit <"$AGENT_DIR/concurrency" || true
+    if [[ "$limit" =~ ^[1-9][0-9]{0,5}$ ]]; then echo "$limit"; else nproc; fi
 }
 
 # Start the job in its own session, so its whole process group can be signalled;
 # setsid execs in place (the background child is no group leader), so pid == pgid.
+# run.lock is taken here, before the state says running, and handed down on fd 6 to the
+# executor and everything it starts; the watcher that records rc lets go of it.
+# Returns 1 (job stays queued) while any process of an earlier run still holds run.lock.
 start_job() { # JOB
     local dir="$JOBS/$1"
+    local busy="a process of its previous run is still alive (holds run.lock)"
+    exec 6>>"$dir/run.lock"
+    if ! flock -n 6; then
+        exec 6>&-
+        [[ "$(head -n 1 "$dir/reason" 2>/dev/null)" == "$busy" ]] || set_state "$1" queued "$busy"
+        return 1
+    fi
+    rm -f "$dir/rc" "$dir/pgid"
     (
         exec 7>&- 9>&- # the job must not hold the agent's locks
         setsid bash "$EXECUTOR" "$HOST_TOOLS" "$dir/spec.json" </dev/null >>"$dir/executor.log" 2>&1 &
-        printf '%s\n' "$!" >"$dir/pgid"
+        pgid="$!"
+        exec 6>&-
+        printf '%s\n' "$pgid" >"$dir/pgid.tmp"
+        mv -f "$dir/pgid.tmp" "$dir/pgid"
         rc=0
-        wait "$!" || rc=$?
-        printf '%s\n' "$rc" >"$dir/rc.tmp"
+        wait "$pgid" || rc=$?
+        printf '%s %s\n' "$rc" "$pgid" >"$dir/rc.tmp"
         mv -f "$dir/rc.tmp" "$dir/rc"
     ) &
+    exec 6>&-
     set_state "$1" running
+}
+
+# A running job's rc, when the watcher of its current run wrote it ("" otherwise).
+run_rc() { # JOB
+    local dir="$JOBS/$1" rc="" owner="" pgid=""
+    [[ -e "$dir/rc" && -e "$dir/pgid" ]] || return 0
+    read -r rc owner <"$dir/rc" || true
+    read -r pgid <"$dir/pgid" || true
+    if [[ -n "$rc" && "$owner" == "$pgid" ]]; then echo "$rc"; fi
+}
+
+# Outcome of a run nobody watches any more (its agent died): its markers decide.
+orphan_outcome() { # JOB -> "STATE<TAB>REASON"
+    local repx="$BASE/outputs/$1/repx" code=""
+    case "$(marker "$1" "$BASE")" in
+        SUCCESS) printf 'succeeded\t\n' ;;
+        FAIL)
+            [[ ! -e "$repx/exit_code" ]] || read -r code <"$repx/exit_code" || true
+            printf 'failed\texit code %s\n' "${code:-unknown}"
+            ;;
+        *) printf 'failed\texecutor died without an outcome (agent was not watching it)\n' ;;
+    esac
+}
+
+# A running job: record its outcome once its run is over; returns 1 while it still runs.
+settle_running() { # JOB
+    local id="$1" dir="$JOBS/$1" rc verdict reason
+    rc="$(run_rc "$id")"
+    if [[ -z "$rc" ]]; then
+        executor_alive "$id" && return 1
+        IFS=$'\t' read -r verdict reason < <(orphan_outcome "$id") || true
+    elif [[ "$rc" == 0 ]]; then
+        verdict=succeeded reason=""
+    else
+        verdict=failed reason="exit code $rc"
+    fi
+    if [[ -e "$dir/cancel" ]]; then
+        set_state "$id" cancelled "cancelled by request"
+    else
+        set_state "$id" "${verdict:-failed}" "$reason"
+    fi
 }
 
 # queued job -> "ready", "wait" or "blocked<TAB>reason"
@@ -142,36 +221,23 @@ readiness() { # JOB
 # One scheduling pass; sets ACTIVE to how many jobs are still queued or running.
 # (Not run in $(...): the jobs it starts would keep that pipe open.)
 schedule_pass() {
-    local id state running=0 active=0 limit verdict reason rc
+    local id running=0 active=0 limit verdict reason
     limit="$(concurrency)"
     for dir in "$JOBS"/*/; do
-        [[ -e "$dir/state" ]] || continue
         id="$(basename "$dir")"
-        state="$(cat "$dir/state")"
-        if [[ "$state" == running && -e "$dir/rc" ]]; then
-            rc="$(cat "$dir/rc")"
-            if [[ -e "$dir/cancel" ]]; then
-                set_state "$id" cancelled "cancelled by request"
-            elif [[ "$rc" == 0 ]]; then
-                set_state "$id" succeeded
-            else
-                set_state "$id" failed "exit code $rc"
-            fi
-        elif [[ "$state" == running ]]; then
-            running=$((running + 1))
-        fi
+        [[ "$(state_of "$id")" == running ]] || continue
+        settle_running "$id" || running=$((running + 1))
     done
     for dir in "$JOBS"/*/; do
-        [[ -e "$dir/state" ]] || continue
         id="$(basename "$dir")"
-        [[ "$(cat "$dir/state")" == queued ]] || continue
+        [[ "$(state_of "$id")" == queued ]] || continue
         active=$((active + 1))
-        IFS=$'\t' read -r verdict reason < <(readiness "$id")
+        verdict="" reason=""
+        IFS=$'\t' read -r verdict reason < <(readiness "$id") || true
         if [[ "$verdict" == blocked ]]; then
             set_state "$id" blocked "$reason"
             active=$((active - 1))
-        elif [[ "$verdict" == ready ]] && ((running < limit)); then
-            start_job "$id"
+        elif [[ "$verdict" == ready ]] && ((running < limit)) && start_job "$id"; then
             running=$((running + 1))
         fi
     done
@@ -182,7 +248,8 @@ serve() {
     local idle_since now
     EXECUTOR="$3"
     exec 9>>"$AGENT_DIR/agent.lock"
-    flock -n 9 || exit 0 # another agent already serves this directory
+    # another agent already serves this directory (waits out a client's brief probe of the lock)
+    flock -w 2 9 || exit 0
     printf '%s\n' "$$" >"$AGENT_DIR/agent.pid"
     exec 7>>"$AGENT_DIR/state.lock"
     idle_since="$(date +%s)"
@@ -228,7 +295,9 @@ cancel_one() { # JOB
             ;;
         running)
             : >"$dir/cancel"
-            if [[ -s "$dir/pgid" ]]; then kill_group "$(cat "$dir/pgid")"; fi
+            # only while its run lives: a dead run's pgid may belong to someone else by now
+            if [[ -s "$dir/pgid" ]] && executor_alive "$1"; then kill_group "$(cat "$dir/pgid")"; fi
+            agent_alive || settle_running "$1" || true # no agent would ever record it
             printf '%s\tcancelled\n' "$1"
             ;;
         *) printf '%s\tnot-active\t%s\n' "$1" "${state:-unknown}" ;;
@@ -262,6 +331,7 @@ case "$COMMAND" in
         ;;
     cancel)
         AGENT_DIR="$3"
+        BASE="$(dirname "$(dirname "$AGENT_DIR")")"
         JOBS="$AGENT_DIR/jobs"
         mkdir -p "$JOBS"
         shift 3

@@ -3,6 +3,8 @@
 The client hands the agent a batch (job ids, their dependencies and job specs) in one round
 trip; the agent's state lives in files under <base>/agents/<lab_id>/, so a client that
 disconnects and comes back (or another client) can find it, read job states and cancel jobs.
+An agent that died is replaced by the next submit: the new one adopts executors that still
+hold their run.lock and runs the queue the dead one left (see remote/agent.sh).
 """
 
 from __future__ import annotations
