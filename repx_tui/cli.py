@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--execution-type", choices=("native", "bwrap", "docker", "podman"))
     run.add_argument("--headless", action="store_true", help="no TUI: print progress lines")
     run.add_argument("--wait", action="store_true", help="headless: wait until the jobs finish")
+    run.add_argument("--allow-missing-runs", action="store_true",
+                     help="submit even when a run whose results these jobs read is neither included, "
+                          "queued nor succeeded on the target")
     _json(run)
 
     sync = sub.add_parser("sync", help="sync a Lab to a target (host tools, Lab, images)")

@@ -1,5 +1,9 @@
 """Cancel a selection of jobs: one `scancel` for all SLURM jobs, the agent for local ones.
 
+What a cancel covers is decided by the front ends with `Lab.with_dependants`: the jobs chosen
+and every job that could only run after them (both front ends show that list before asking),
+so no dependant is left queued behind a job that will never succeed.
+
 Only jobs that THIS Lab submitted on THIS target are touched: SLURM ids come from the Lab's
 submission records (`submissions/<lab_id>/*.json`), local jobs from the Lab's agent directory
 (`agents/<lab_id>/`). Anything else is reported as not cancelled, never guessed at.
@@ -8,13 +12,13 @@ submission records (`submissions/<lab_id>/*.json`), local jobs from the Lab's ag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-from repx_tui.backend.errors import LabError, RepxError
-from repx_tui.backend.events import EventSink, JobCancelled, JobState, JobStateKind, Notice, discard
+from repx_tui.backend.errors import RepxError
+from repx_tui.backend.events import EventSink, JobCancelled, JobState, JobStateKind, discard
 from repx_tui.backend.layout import RemoteLayout
-from repx_tui.backend.status import COMMAND_TIMEOUT, LabView, RemoteSnapshot, StatusWatcher
+from repx_tui.backend.status import COMMAND_TIMEOUT, RemoteSnapshot, StatusWatcher
 
 K = JobStateKind
 _SCANCEL_ERROR = re.compile(r"job id (?P<id>\d+(?:_\d+)?)[^:]*:\s*(?P<msg>.+)$", re.IGNORECASE)
@@ -34,45 +38,13 @@ class CancelResult:
 @dataclass(frozen=True)
 class CancelReport:
     results: tuple[CancelResult, ...]
-    # cancelled job -> its not-yet-finished dependants, which can no longer run
-    dependants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "results": [r.to_json() for r in self.results],
-            "dependants": {job: list(deps) for job, deps in self.dependants.items()},
-        }
-
-
-def select_jobs(lab: Any, specs: Sequence[str]) -> list[str]:
-    """JOB_OR_RUN arguments -> job ids: a run (all its jobs), @group, or a unique job-id prefix."""
-    chosen: dict[str, None] = {}
-    for spec in specs:
-        for job in _select_one(lab, spec):
-            chosen.setdefault(job, None)
-    return list(chosen)
-
-
-def _select_one(lab: Any, spec: str) -> list[str]:
-    if spec.startswith("@"):
-        runs = lab.groups.get(spec[1:])
-        if runs is None:
-            raise LabError(f"unknown group '{spec}'", hint=f"groups: {', '.join(sorted(lab.groups)) or 'none'}")
-        return [j for run in runs for j in lab.runs[run].jobs]
-    if spec in lab.runs:
-        return list(lab.runs[spec].jobs)
-    if spec in lab.jobs:
-        return [spec]
-    matches = sorted(j for j in lab.jobs if spec and j.startswith(spec))
-    if len(matches) == 1:
-        return matches
-    if not matches:
-        raise LabError(f"'{spec}' did not match any run, group or job of this Lab")
-    raise LabError(f"'{spec}' is ambiguous: it matches {len(matches)} jobs", hint="give more of the job id")
+        return {"results": [r.to_json() for r in self.results]}
 
 
 def parse_scancel_errors(stderr: str) -> dict[str, str]:
@@ -83,31 +55,6 @@ def parse_scancel_errors(stderr: str) -> dict[str, str]:
         if m:
             errors[m.group("id")] = m.group("msg").strip()
     return errors
-
-
-def blocked_dependants(lab_view: LabView, cancelled: Iterable[str], states: Mapping[str, JobState]) -> dict[str, tuple[str, ...]]:
-    """For each cancelled job, the dependants (transitive) that have not finished yet."""
-    direct: dict[str, set[str]] = {}
-    for job, deps in lab_view.deps.items():
-        for dep in deps:
-            direct.setdefault(dep, set()).add(job)
-    report = {}
-    for job in cancelled:
-        seen: set[str] = set()
-        stack = list(direct.get(job, ()))
-        while stack:
-            cur = stack.pop()
-            if cur not in seen:
-                seen.add(cur)
-                stack.extend(direct.get(cur, ()))
-        waiting = sorted(d for d in seen if not _finished(states.get(d)))
-        if waiting:
-            report[job] = tuple(waiting)
-    return report
-
-
-def _finished(state: JobState | None) -> bool:
-    return state is not None and state.state.finished
 
 
 async def cancel_jobs(
@@ -135,10 +82,7 @@ async def cancel_jobs(
     ordered = tuple(results[j] for j in jobs if j in results)
     for r in ordered:
         emit(JobCancelled(job=r.job, ok=r.ok, detail=r.detail))
-    dependants = blocked_dependants(watcher.view, [r.job for r in ordered if r.ok], states)
-    for job, deps in dependants.items():
-        emit(Notice("info", f"{job}: {len(deps)} dependant job(s) can no longer run: {', '.join(deps)}"))
-    return CancelReport(ordered, dependants)
+    return CancelReport(ordered)
 
 
 def _partition(
@@ -158,7 +102,7 @@ def _partition(
             if snap.user and sub.user and sub.user != snap.user:
                 results[job] = CancelResult(job, False, f"submitted by {sub.user}, not {snap.user}", sub.slurm_id)
             else:
-                slurm[job] = [sub.slurm_id, *sub.extra_slurm_ids]
+                slurm[job] = list(sub.all_slurm_ids)
         elif job in snap.agent:
             local.append(job)
         else:
@@ -176,7 +120,9 @@ async def _scancel(transport: Any, slurm: Mapping[str, list[str]], snap: RemoteS
     general = result.stderr.strip() if result.exit_status != 0 and not errors else ""
     out = {}
     for job, sids in slurm.items():
-        problem = errors.get(sids[0]) or general
+        # an earlier submission's id may be long finished: one id that scancel took is enough
+        taken = [sid for sid in sids if sid not in errors]
+        problem = general or ("" if taken else errors.get(sids[0], ""))
         out[job] = CancelResult(job, not problem, problem or "scancel sent", sids[0])
     return out
 

@@ -178,6 +178,7 @@ class JobState:
     reason: str | None = None  # SLURM pending reason, blocking upstream, failure detail
     max_rss: str | None = None
     stale: bool = False
+    waiting_on: tuple[str, ...] = ()  # runs whose results this job reads and that have not succeeded
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind
+from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
 
 SEP = "\x1f"  # ASCII unit separator: cannot appear in a SLURM job name typed by a person
@@ -80,6 +81,13 @@ class Submission:
     slurm_id: str | None  # None: submitted to the local agent
     user: str | None = None
     extra_slurm_ids: tuple[str, ...] = ()  # SG anchor / workers, cancelled together with the job
+    earlier_slurm_ids: tuple[str, ...] = ()  # ids of earlier submissions of the same job
+
+    @property
+    def all_slurm_ids(self) -> tuple[str, ...]:
+        """Every id ever recorded for the job: a cancel must reach each one still queued."""
+        first = (self.slurm_id,) if self.slurm_id else ()
+        return first + self.extra_slurm_ids + self.earlier_slurm_ids
 
 
 @dataclass(slots=True)
@@ -345,12 +353,15 @@ def _absorb_submission(snap: RemoteSnapshot, record: Mapping[str, Any]) -> None:
     if not isinstance(job, str):
         return
     sid = record.get("slurm_id")
+    slurm_id = None if sid in (None, "") else str(sid)
     extras = [record.get("anchor_id"), *(record.get("worker_slurm_ids") or ())]
+    earlier = snap.submissions.get(job)
     snap.submissions[job] = Submission(
         job=job,
-        slurm_id=None if sid in (None, "") else str(sid),
+        slurm_id=slurm_id,
         user=record.get("user"),
         extra_slurm_ids=tuple(str(x) for x in extras if x not in (None, "")),
+        earlier_slurm_ids=tuple(i for i in earlier.all_slurm_ids if i != slurm_id) if earlier else (),
     )
 
 
@@ -433,7 +444,7 @@ def queue_by_job(entries: Iterable[QueueEntry], jobs: Mapping[str, Any]) -> dict
 def ours(entries: Iterable[QueueEntry], snapshot: RemoteSnapshot, jobs: Mapping[str, Any]) -> list[QueueEntry]:
     """Only the queue entries this Lab submitted from this base_path: the same Lab synced to
     another base_path (or by another client) runs jobs with the same names."""
-    recorded = {sub.slurm_id for sub in snapshot.submissions.values() if sub.slurm_id}
+    recorded = {sid for sub in snapshot.submissions.values() for sid in sub.all_slurm_ids}
     return [e for e in entries if e.slurm_id in recorded and owner_job(e.name, jobs) is not None]
 
 
@@ -452,6 +463,7 @@ class StatusInputs:
     queue: Mapping[str, QueueEntry] | None
     acct: Mapping[str, AcctEntry] | None
     known_slurm_ids: Mapping[str, str] = field(default_factory=dict)  # job -> id seen in squeue
+    source_runs: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)  # job -> run -> finals
 
 
 class MergeCache:
@@ -516,6 +528,8 @@ def merge_states(
             state = replace(prev, stale=True) if prev else JobState(job, run, K.UNKNOWN, stale=True)
         elif state is None:
             state = _derived_state(job, run, deps, states)
+        if job in inputs.source_runs:
+            state = _with_waiting_runs(state, inputs.source_runs[job], states)
         states[job] = state
     if cache is not None and signatures is not None:
         cache.signatures = signatures
@@ -640,6 +654,23 @@ def _derived_state(job: str, run: str, deps: Sequence[str], states: Mapping[str,
     return JobState(job, run, K.PENDING)
 
 
+_WAITING = frozenset({K.PENDING, K.QUEUED, K.BLOCKED})
+
+
+def _with_waiting_runs(
+    state: JobState, runs: Mapping[str, tuple[str, ...]], states: Mapping[str, JobState]
+) -> JobState:
+    """A job that reads other runs and cannot start yet says which runs it waits on (unless an
+    upstream failure already explains why it never will)."""
+    if state.state not in _WAITING or (state.reason or "").startswith("upstream failed"):
+        return state
+    waiting = tuple(run for run, finals in runs.items()
+                    if any((s := states.get(f)) is None or s.state is not K.SUCCEEDED for f in finals))
+    if not waiting:
+        return state
+    return replace(state, waiting_on=waiting, reason=f"waiting on run {', '.join(waiting)}")
+
+
 def needs_sacct(
     jobs: Iterable[str], snapshot: RemoteSnapshot, queue: Mapping[str, QueueEntry], known_slurm_ids: Mapping[str, str]
 ) -> dict[str, str]:
@@ -730,73 +761,26 @@ def roll_up_runs(states: Mapping[str, JobState], groups: Mapping[str, Iterable[s
 
 @dataclass(frozen=True)
 class LabView:
-    """The part of a Lab status needs: job ids in dependency order, their deps and runs."""
+    """The part of a Lab status needs: job ids in dependency order, their upstream jobs (inter-run
+    sources included, as Lab.upstream says), their runs, and the runs each job reads."""
 
     lab_id: str | None
     jobs: tuple[str, ...]
     deps: Mapping[str, tuple[str, ...]]
     run_of: Mapping[str, str]
     groups: Mapping[str, tuple[str, ...]]
+    source_runs: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)  # job -> run -> finals
 
     @classmethod
-    def of(cls, lab: Any) -> "LabView":
-        deps = {jid: tuple(_job_deps(job)) for jid, job in lab.jobs.items()}
-        order = topo_order(deps)
+    def of(cls, lab: Lab) -> "LabView":
         return cls(
-            lab_id=_lab_id(lab),
-            jobs=tuple(order),
-            deps=deps,
-            run_of={jid: _run_name(lab, jid, job) for jid, job in lab.jobs.items()},
-            groups={g: tuple(_names(runs)) for g, runs in (getattr(lab, "groups", None) or {}).items()},
+            lab_id=lab.lab_id,
+            jobs=tuple(lab.topological_order(lab.jobs)),
+            deps={jid: lab.upstream(jid) for jid in lab.jobs},
+            run_of={jid: job.run for jid, job in lab.jobs.items()},
+            groups=dict(lab.groups),
+            source_runs={jid: lab.run_upstream(jid) for jid, job in lab.jobs.items() if job.source_runs},
         )
-
-
-def _job_deps(job: Any) -> Iterable[str]:
-    deps = getattr(job, "dependencies", None) or ()
-    if isinstance(deps, Mapping):
-        deps = deps.keys()
-    return [d if isinstance(d, str) else getattr(d, "job_id", getattr(d, "id", str(d))) for d in deps]
-
-
-def _run_name(lab: Any, jid: str, job: Any) -> str:
-    run = getattr(job, "run", None)
-    if run is None and hasattr(lab, "run_of"):
-        run = lab.run_of(jid)
-    return run if isinstance(run, str) else getattr(run, "name", str(run or ""))
-
-
-def _names(runs: Any) -> list[str]:
-    return [r if isinstance(r, str) else getattr(r, "name", str(r)) for r in runs]
-
-
-def _lab_id(lab: Any) -> str | None:
-    for attr in ("lab_id", "id"):
-        value = getattr(lab, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def topo_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
-    """Dependencies before dependants; ids in a cycle come last, in name order."""
-    order: list[str] = []
-    done: set[str] = set()
-    visiting: set[str] = set()
-
-    def visit(job: str) -> None:
-        if job in done or job in visiting:
-            return
-        visiting.add(job)
-        for dep in deps.get(job, ()):
-            if dep in deps:
-                visit(dep)
-        visiting.discard(job)
-        done.add(job)
-        order.append(job)
-
-    for job in sorted(deps):
-        visit(job)
-    return order
 
 
 def submissions_dir(layout: RemoteLayout, lab_id: str) -> str:
@@ -860,7 +844,7 @@ class StatusWatcher:
         new = merge_states(
             StatusInputs(
                 jobs=self.view.jobs, deps=self.view.deps, run_of=self.view.run_of, snapshot=snapshot,
-                queue=queue, acct=acct, known_slurm_ids=self._known_slurm_ids,
+                queue=queue, acct=acct, known_slurm_ids=self._known_slurm_ids, source_runs=self.view.source_runs,
             ),
             self.states,
             self._merge_cache,
@@ -996,7 +980,7 @@ def states_json(states: Mapping[str, JobState]) -> list[dict[str, Any]]:
         {
             "job": s.job, "run": s.run, "state": s.state.value, "slurm_id": s.slurm_id,
             "exit_code": s.exit_code, "elapsed": s.elapsed, "node": s.node, "reason": s.reason,
-            "stale": s.stale,
+            "waiting_on_runs": list(s.waiting_on), "stale": s.stale,
         }  # fmt: skip
         for s in states.values()
     ]

@@ -6,28 +6,32 @@ import argparse
 import json
 import sys
 
-from repx_tui.backend.cancel import cancel_jobs, select_jobs
+from repx_tui.backend.cancel import cancel_jobs
 from repx_tui.backend.errors import RepxError
 from repx_tui.headless.status import open_session
 
 
-def confirm(jobs: list[str], target: str) -> bool:
+def confirm(jobs: list[str], chosen: set[str], target: str) -> bool:
     """Ask on a terminal; without one, refuse unless --yes was given (never cancel silently)."""
     if not sys.stdin.isatty():
         raise RepxError(
             f"refusing to cancel {len(jobs)} job(s) without confirmation (stdin is not a terminal)",
             hint="add --yes to cancel without asking",
         )
-    shown = "\n".join(f"  {j}" for j in jobs[:20]) + (f"\n  ... and {len(jobs) - 20} more" if len(jobs) > 20 else "")
-    print(f"Cancel {len(jobs)} job(s) on {target}?\n{shown}", file=sys.stderr)
+    lines = [f"  {j}{'' if j in chosen else '  (dependant)'}" for j in jobs[:20]]
+    shown = "\n".join(lines) + (f"\n  ... and {len(jobs) - 20} more" if len(jobs) > 20 else "")
+    dependants = len(jobs) - len(chosen)
+    print(f"Cancel {len(jobs)} job(s) on {target} ({len(chosen)} chosen + {dependants} dependant(s))?\n{shown}",
+          file=sys.stderr)
     answer = input("type 'yes' to cancel: ")
     return answer.strip().lower() in ("y", "yes")
 
 
 async def main(args: argparse.Namespace) -> int:
     async with open_session(args) as session:
-        jobs = select_jobs(session.lab, args.jobs)
-        if not args.yes and not confirm(jobs, session.target.name):
+        chosen = session.lab.select(args.jobs)
+        jobs = session.lab.with_dependants(chosen)  # the same list the TUI's dialog shows
+        if not args.yes and not confirm(jobs, set(chosen), session.target.name):
             print("nothing cancelled", file=sys.stderr)
             return 1
         report = await cancel_jobs(
@@ -40,6 +44,5 @@ async def main(args: argparse.Namespace) -> int:
             mark = "cancelled" if r.ok else "not cancelled"
             sid = f" (slurm {r.slurm_id})" if r.slurm_id else ""
             print(f"{r.job}{sid}: {mark}: {r.detail}")
-        for job, deps in report.dependants.items():
-            print(f"{job}: these dependants can no longer run: {', '.join(deps)}")
-    return 0 if report.ok else 1
+    # a dependant that was never submitted or already finished is nothing to worry about
+    return 0 if all(r.ok for r in report.results if r.job in chosen) else 1

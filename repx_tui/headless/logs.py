@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import sys
 
-from repx_tui.backend.cancel import select_jobs
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import Event, LogChunk
 from repx_tui.backend.logs import LogFollower
@@ -27,7 +26,7 @@ def _write(event: Event) -> None:
 async def main(args: argparse.Namespace) -> int:
     spec, _, sub = args.job.partition("/")
     async with open_session(args) as session:
-        jobs = select_jobs(session.lab, [spec])
+        jobs = session.lab.select([spec])
         if len(jobs) != 1:
             raise RepxError(f"'{spec}' names {len(jobs)} jobs; logs needs exactly one", hint="give a job id")
         stream = "stderr" if args.stderr else "stdout"

@@ -20,10 +20,10 @@ from repx_tui.backend.events import (
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.resources import Resources, load_resources
-from repx_tui.backend.schedulers import SubmitResult, submit
+from repx_tui.backend.schedulers import SubmitResult, check_source_runs, submit
 from repx_tui.backend.session import TargetSession
 
-WAIT_POLL_SECONDS = 1.0
+LOCAL_POLL_SECONDS = 1.0  # the agent's files only; SLURM is never polled under status.MIN_INTERVAL
 
 
 def _human(event: Event) -> str | None:
@@ -69,6 +69,7 @@ async def main(args: argparse.Namespace) -> int:
     return await run_jobs(
         target, lab, lab.resolve(args.runs), scheduler=scheduler, resources=resources,
         execution_type=args.execution_type, wait=args.wait, as_json=args.json,
+        allow_missing_runs=args.allow_missing_runs,
     )
 
 
@@ -82,14 +83,17 @@ async def run_jobs(
     execution_type: str | None = None,
     wait: bool = False,
     as_json: bool = False,
+    allow_missing_runs: bool = False,
 ) -> int:
     """Sync, submit, optionally wait, and print it all; the exit code (1 if anything failed)."""
     emit = _printer(as_json)
     async with TargetSession(target, emit) as session:
+        if not allow_missing_runs:
+            await check_source_runs(session.transport, session.layout, lab, target, scheduler, job_ids)
         await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
         result = await submit(
-            session.transport, session.layout, lab, target, job_ids,
-            scheduler=scheduler, resources=resources, execution_type=execution_type, emit=emit,
+            session.transport, session.layout, lab, target, job_ids, scheduler=scheduler, resources=resources,
+            execution_type=execution_type, allow_missing_runs=allow_missing_runs, emit=emit,
         )
         failed = await _wait(session, lab, target, scheduler, job_ids, emit) if wait else []
     _summary(result, failed, as_json)
@@ -113,7 +117,7 @@ def _summary(result: SubmitResult, failed: list[str], as_json: bool) -> None:
 async def _wait(session: TargetSession, lab: Lab, target, scheduler: str, job_ids: list[str], emit) -> list[str]:
     """Poll job states, printing each change, until every job has finished or can never run;
     returns the failed/blocked ones."""
-    from repx_tui.backend.status import StatusWatcher
+    from repx_tui.backend.status import MIN_INTERVAL, StatusWatcher
 
     watcher = StatusWatcher(session.transport, session.layout, lab, target, scheduler, emit)
     done = {JobStateKind.BLOCKED}
@@ -126,4 +130,5 @@ async def _wait(session: TargetSession, lab: Lab, target, scheduler: str, job_id
         wanted = [states.get(j) for j in job_ids]
         if wanted and all(s is not None and (s.state.finished or s.state in done) for s in wanted):
             return [s.job for s in wanted if s and s.state != JobStateKind.SUCCEEDED]
-        await asyncio.sleep(WAIT_POLL_SECONDS)  # polling a remote target, not test synchronisation
+        pause = MIN_INTERVAL if watcher.uses_slurm(watcher.snapshot) else LOCAL_POLL_SECONDS
+        await asyncio.sleep(pause)  # polling a remote target, not test synchronisation

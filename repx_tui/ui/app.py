@@ -7,7 +7,7 @@ import gc
 import posixpath
 import time
 from functools import partial
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from textual import events
 from textual.app import App
@@ -92,6 +92,7 @@ class RepxApp(App):
         target: str | None = None,
         runs: Sequence[str] | None = None,
         *,
+        run_options: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         autostart: bool = True,
     ) -> None:
@@ -100,6 +101,7 @@ class RepxApp(App):
         self.lab_path = lab_path
         self.initial_target = target
         self.runs = list(runs or [])
+        self.run_options = dict(run_options or {})  # resources, execution type, allow_missing_runs
         self.autostart = autostart  # tests that feed events by hand turn the backend off
         self.jobs_model = JobsModel()
         self.sync_model = SyncModel(clock=clock)
@@ -132,7 +134,7 @@ class RepxApp(App):
         if self.controller.target is None or not self.autostart:
             return
         if self.runs:
-            self.controller.run(self.runs)
+            self.controller.run(self.runs, **self.run_options)
         else:
             self.controller.watch_status()
 

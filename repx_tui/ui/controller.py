@@ -140,11 +140,13 @@ class Controller:
         """Sync the Lab to the target, submit the runs, then (optionally) watch their states."""
 
         async def go() -> Any:
-            from repx_tui.backend.schedulers import submit
+            from repx_tui.backend.schedulers import check_source_runs, submit
 
             lab, target = self._require()
             job_ids = lab.resolve(list(runs))
             session = await self.session()
+            if not options.get("allow_missing_runs"):
+                await check_source_runs(session.transport, session.layout, lab, target, self.scheduler, job_ids)
             await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
             result = await submit(
                 session.transport, session.layout, lab, target, job_ids,

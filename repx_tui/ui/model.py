@@ -42,7 +42,7 @@ class JobsModel:
         self.jobs: dict[str, JobInfo] = {}
         self.runs: dict[str, list[str]] = {}  # run -> job ids, Lab order
         self.counts: dict[str, Counter[JobStateKind]] = {}
-        self.dependants: Callable[[str], Iterable[str]] = lambda _job: ()
+        self.expand_cancel: Callable[[Iterable[str]], Iterable[str]] = lambda jobs: list(jobs)
         self.stale_since: float | None = None
         self.error: str | None = None
 
@@ -59,8 +59,8 @@ class JobsModel:
         for job_id, job in lab.jobs.items():
             run = lab.run_of(job_id) if hasattr(lab, "run_of") else getattr(job, "run", "")
             self.add_job(job_id, getattr(job, "name", job_id), run or "", getattr(job, "stage_type", "") or "")
-        if hasattr(lab, "dependants"):
-            self.dependants = lab.dependants
+        if hasattr(lab, "with_dependants"):
+            self.expand_cancel = lab.with_dependants
 
     def apply(self, event: JobsChanged) -> tuple[set[str], set[str]]:
         """Fold one status event in. Returns (changed job ids, runs whose roll-up changed)."""
@@ -91,15 +91,8 @@ class JobsModel:
         return changed, runs
 
     def with_dependants(self, job_ids: Iterable[str]) -> list[str]:
-        """The jobs plus everything downstream of them, in Lab order."""
-        wanted: set[str] = set()
-        todo = list(job_ids)
-        while todo:
-            job_id = todo.pop()
-            if job_id in wanted:
-                continue
-            wanted.add(job_id)
-            todo.extend(self.dependants(job_id))
+        """What a cancel covers (Lab.with_dependants, as in the CLI), in table order."""
+        wanted = self.expand_cancel(job_ids)
         return sorted(wanted, key=lambda j: self.jobs[j].order if j in self.jobs else 1 << 30)
 
 

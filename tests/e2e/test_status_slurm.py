@@ -170,7 +170,6 @@ async def test_cancel_shows_cancelled_in_view_and_sacct_and_reports_dependants(r
         by_job = {r.job: r for r in report.results}
         assert by_job[first].ok and by_job[first].slurm_id == sid
         assert not by_job[foreign].ok and "not submitted by this Lab" in by_job[foreign].detail
-        assert report.dependants == {first: (second,)}
         assert {e.job for e in events if type(e).__name__ == "JobCancelled"} == {first, foreign}
         cancelled = await poll_until(watcher, first, lambda s: s.state is K.CANCELLED, message="first cancelled")
         assert cancelled.slurm_id == sid
@@ -307,7 +306,6 @@ async def test_local_agent_status_cancel_and_headless(tmp_path):
 
         report = await cancel_jobs(LocalTransport(), layout, lab, target, "local", [victim])
         assert report.results[0].ok and report.results[0].job == victim
-        assert set(report.dependants[victim]) == set(waiting)
         gone = await poll_until(watcher, victim, lambda s: s.state is K.CANCELLED, message="victim cancelled")
         assert gone.exit_code == 143
         blocked = await poll_until(watcher, waiting[0], lambda s: s.state is K.BLOCKED, message="dependant blocked")

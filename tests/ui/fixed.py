@@ -50,8 +50,18 @@ def fixed_app() -> RepxApp:
     deps = {job_id(3): [job_id(4)], job_id(0): [job_id(3)], job_id(1): [job_id(3)], job_id(2): [job_id(3)]}
     for n, (run, name, stage, _state) in enumerate(JOBS):
         app.jobs_model.add_job(job_id(n), name, run, stage)
-    app.jobs_model.dependants = lambda j: deps.get(j, [])
+    app.jobs_model.expand_cancel = lambda jobs: _closure(list(jobs), deps)
     return app
+
+
+def _closure(jobs: list[str], deps: dict[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    while jobs:
+        job = jobs.pop()
+        if job not in seen:
+            seen.add(job)
+            jobs.extend(deps.get(job, []))
+    return seen
 
 
 def job_states(overrides: dict[int, JobStateKind] | None = None) -> JobsChanged:

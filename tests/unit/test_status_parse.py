@@ -424,14 +424,6 @@ def test_parse_scancel_errors_per_job():
     assert parse_scancel_errors("") == {}
 
 
-def test_blocked_dependants_skips_finished_ones():
-    from repx_tui.backend.cancel import blocked_dependants
-
-    states = merged(RemoteSnapshot(markers={"c": "SUCCESS"}))
-    assert blocked_dependants(_view(), ["a"], states) == {"a": ("b",)}  # c already succeeded
-    assert blocked_dependants(_view(), ["d"], states) == {}
-
-
 def test_cached_merge_equals_a_full_merge_and_reuses_unchanged_objects():
     import random
 

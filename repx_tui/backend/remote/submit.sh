@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Submit a batch of sbatch scripts in one go, in the order given (topological).
 #
-#   submit.sh HOST_TOOLS_BIN BASE   < {"lab_id":"..","jobs":[{"id","deps":[job ids],"script"}]}
+#   submit.sh HOST_TOOLS_BIN BASE
+#       < {"lab_id":"..","jobs":[{"id","deps":[job ids],"after":[job ids],"script"}]}
 #
 # Answers one line per job:  job<TAB>SLURM_ID | job<TAB>SKIPPED<TAB>reason | job<TAB>ERROR<TAB>msg
-# A job that already succeeded, or that an earlier batch from this base_path put in the queue
-# and is still queued or running, is skipped (a queued one still anchors its dependants'
-# afterok). Writes a submission record
-# <BASE>/submissions/<lab_id>/<stamp>.json (job -> SLURM id, time, user, host), atomically.
+# `deps` must each be in this batch, queued from this base_path, or succeeded; `after` (inter-run
+# sources the user chose to go without) are waited for only when queued.
+#
+# One job, one submission: the whole check-submit-record runs under one lock per base_path, so
+# any number of clients (and Labs sharing job ids) submitting at once see each other's work. A
+# job that already succeeded, or is queued or running under any SLURM id recorded here, is
+# skipped (a queued one still anchors its dependants' afterok). Each id is appended to the
+# record <BASE>/submissions/<lab_id>/<stamp>.json (JSON lines) as soon as sbatch returns it, so
+# a cut mid-batch loses nothing.
 set -euo pipefail
 
 PATH="$1:$PATH"
@@ -17,22 +23,39 @@ BASE="$2"
 BATCH="$(cat)"
 LAB_ID="$(jq -r .lab_id <<<"$BATCH")"
 USER_NAME="$(id -un)"
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)-$$"
-RECORD_DIR="$BASE/submissions/$LAB_ID"
+SUBMISSIONS="$BASE/submissions"
+RECORD_DIR="$SUBMISSIONS/$LAB_ID"
+STAMP="$(date -u +%Y%m%dT%H%M%S.%NZ)-$$"
+RECORD="$RECORD_DIR/$STAMP.json"
 SCRIPT_DIR="$RECORD_DIR/$STAMP"
 mkdir -p "$SCRIPT_DIR"
+# Fields every record line shares, JSON-escaped once.
+COMMON="$(jq -cn --arg lab "$LAB_ID" --arg user "$USER_NAME" --arg host "$(uname -n)" \
+    '{lab_id: $lab, user: $user, host: $host}')"
+
+exec 9>>"$SUBMISSIONS/.lock"
+flock -x 9
 
 declare -A SLURM_ID=()   # repx job id -> SLURM id (queued before, or submitted now)
 declare -A FAILED=()     # repx job ids that could not be submitted
-declare -A SUBMITTED=()  # what this batch submitted, for the record
 
-# SLURM ids this Lab was submitted under from this base_path, by earlier batches. Only those
-# count as "already queued": the same Lab synced to another base_path has jobs of the same names.
+# Every SLURM id recorded under this base_path, by any Lab: the same job (same id, same outputs
+# dir) may belong to several Labs, and the same Lab in another base_path is not ours.
 declare -A RECORDED=()   # SLURM id -> repx job id
-if compgen -G "$RECORD_DIR/*.json" >/dev/null; then
+recorded_ids() {
+    local -a files=("$SUBMISSIONS"/*/*.json) legacy
+    # one JSON object per line; a line cut short by a dropped connection is skipped
+    cat "${files[@]}" | jq -rR 'fromjson? | select(has("job")) | "\(.slurm_id) \(.job)"'
+    # records of earlier versions: one pretty-printed object per file, {"jobs": {job: id}}
+    mapfile -t legacy < <(grep -lx '{' "${files[@]}" || true)
+    if ((${#legacy[@]})); then
+        jq -r '.jobs // {} | to_entries[] | "\(.value) \(.key)"' "${legacy[@]}"
+    fi
+}
+if compgen -G "$SUBMISSIONS/*/*.json" >/dev/null; then
     while read -r sid name; do
         RECORDED["$sid"]="$name"
-    done < <(jq -r '.jobs // {} | to_entries[] | "\(.value) \(.key)"' "$RECORD_DIR"/*.json 2>/dev/null || true)
+    done < <(recorded_ids 2>/dev/null || true)
 fi
 
 # Our jobs already in the queue.
@@ -47,26 +70,38 @@ done < <(squeue -h -u "$USER_NAME" -o '%i %j %T' 2>/dev/null || true)
 
 one_line() { tr '\n\t' '  ' | sed 's/ *$//'; }
 
-dependency_ids() { # "dep1,dep2"  -> "sid1:sid2" on stdout; non-zero if a dep is unusable
+succeeded() { [[ -e "$BASE/outputs/$1/repx/SUCCESS" ]]; }
+
+# "dep1,dep2" "after1,after2" -> "sid1:sid2" on stdout; non-zero if a dep is unusable
+dependency_ids() {
     local dep ids=()
-    local -a deps
+    local -a deps after=()
     IFS=, read -r -a deps <<<"$1"
+    [[ "$2" == - ]] || IFS=, read -r -a after <<<"$2"
     for dep in "${deps[@]}"; do
         if [[ -n "${SLURM_ID[$dep]:-}" ]]; then
             ids+=("${SLURM_ID[$dep]}")
-        elif [[ -n "${FAILED[$dep]:-}" || ! -e "$BASE/outputs/$dep/repx/SUCCESS" ]]; then
+        elif [[ -n "${FAILED[$dep]:-}" ]] || ! succeeded "$dep"; then
             echo "upstream $dep was not submitted and has not succeeded"
             return 1
         fi
+    done
+    for dep in "${after[@]}"; do
+        [[ -z "${SLURM_ID[$dep]:-}" ]] || ids+=("${SLURM_ID[$dep]}")
     done
     local IFS=:
     printf '%s' "${ids[*]}"
 }
 
-submit_one() { # ID DEPS SCRIPT_B64
+record() { # JOB SLURM_ID
+    printf '{"job":"%s","slurm_id":"%s","time":"%s",%s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        "${COMMON#\{}" >>"$RECORD"
+}
+
+submit_one() { # ID DEPS AFTER SCRIPT_B64
     local id="$1" script="$SCRIPT_DIR/$1.sbatch" deps out sid
     local args=(--parsable)
-    if [[ -e "$BASE/outputs/$id/repx/SUCCESS" ]]; then
+    if succeeded "$id"; then
         printf '%s\tSKIPPED\talready succeeded\n' "$id"
         return
     fi
@@ -74,21 +109,20 @@ submit_one() { # ID DEPS SCRIPT_B64
         printf '%s\tSKIPPED\talready queued or running as SLURM job %s\n' "$id" "${SLURM_ID[$id]}"
         return
     fi
-    if ! deps="$(dependency_ids "$2")"; then
+    if ! deps="$(dependency_ids "$2" "$3")"; then
         FAILED["$id"]=1
         printf '%s\tERROR\t%s\n' "$id" "$deps"
         return
     fi
     [[ -z "$deps" ]] || args+=("--dependency=afterok:$deps" --kill-on-invalid-dep=yes)
-    base64 -d <<<"$3" >"$script"
+    base64 -d <<<"$4" >"$script"
     # sbatch opens the log file before the executor runs: its directory must exist, and an
     # old FAIL marker must not hide the new queue state.
     mkdir -p "$BASE/outputs/$id/repx"
     rm -f "$BASE/outputs/$id/repx/FAIL"
-    if out="$(sbatch "${args[@]}" "$script" 2>&1)"; then
-        sid="${out%%;*}"
+    if out="$(sbatch "${args[@]}" "$script" 2>&1)" && sid="${out%%;*}" && [[ "$sid" =~ ^[0-9]+$ ]]; then
+        record "$id" "$sid"
         SLURM_ID["$id"]="$sid"
-        SUBMITTED["$id"]="$sid"
         printf '%s\t%s\n' "$id" "$sid"
     else
         FAILED["$id"]=1
@@ -96,19 +130,9 @@ submit_one() { # ID DEPS SCRIPT_B64
     fi
 }
 
-write_record() {
-    local record="$RECORD_DIR/$STAMP.json" id jobs
-    jobs="$(for id in "${!SUBMITTED[@]}"; do printf '%s\t%s\n' "$id" "${SUBMITTED[$id]}"; done |
-        jq -R -n '[inputs | select(length > 0) | split("\t") | {(.[0]): .[1]}] | add // {}')"
-    jq -n --arg lab "$LAB_ID" --arg user "$USER_NAME" --arg host "$(uname -n)" \
-        --arg time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson jobs "$jobs" \
-        '{lab_id: $lab, user: $user, host: $host, time: $time, jobs: $jobs}' >"$record.tmp"
-    mv -f "$record.tmp" "$record"
-}
-
-# deps last: a tab is IFS whitespace, so an empty field in the middle would vanish.
-while IFS=$'\t' read -r id script deps; do
-    submit_one "$id" "$deps" "$script"
-done < <(jq -r '.jobs[] | [.id, (.script | @base64), (.deps | join(","))] | @tsv' <<<"$BATCH")
-
-write_record
+# A tab is IFS whitespace, so an empty field in the middle would vanish: "after" is "-" when
+# empty, and deps come last.
+while IFS=$'\t' read -r id script after deps; do
+    submit_one "$id" "$deps" "$after" "$script"
+done < <(jq -r '.jobs[] | [.id, (.script | @base64),
+    ((.after // []) | if length == 0 then "-" else join(",") end), (.deps | join(","))] | @tsv' <<<"$BATCH")

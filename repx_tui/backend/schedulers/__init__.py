@@ -13,7 +13,9 @@ from typing import Sequence
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
-from repx_tui.backend.events import EventSink, JobSkipped, JobSubmitted, Notice, Phase, PhaseDone, PhaseStarted
+from repx_tui.backend.events import (
+    EventSink, JobSkipped, JobStateKind, JobSubmitted, Notice, Phase, PhaseDone, PhaseStarted, discard,
+)
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.resources import Resources
@@ -55,6 +57,48 @@ def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
     return result
 
 
+def upstream_for_submit(lab: Lab, job_id: str, batch: set[str], allow_missing_runs: bool) -> tuple[list[str], list[str]]:
+    """(jobs that must be in the batch, queued or succeeded first; jobs waited for only if
+    queued). With allow_missing_runs, a source run left out of the batch is waited for when it
+    is queued, and otherwise not at all: the user chose to go without it."""
+    job = lab.job(job_id)
+    required = set(job.dependencies)
+    optional: set[str] = set()
+    for finals in lab.run_upstream(job_id).values():
+        if allow_missing_runs and not set(finals) <= batch:
+            optional |= set(finals)
+        else:
+            required |= set(finals)
+    return sorted(required), sorted(optional - required)
+
+
+async def check_source_runs(
+    transport: Transport, layout: RemoteLayout, lab: Lab, target: Target, scheduler: str, job_ids: Sequence[str]
+) -> None:
+    """Refuse, before anything is sent, a submission whose jobs read a run that is neither in it,
+    nor queued or running, nor succeeded on the target: they would read missing results."""
+    from repx_tui.backend.status import StatusWatcher
+
+    missing = lab.missing_source_runs(job_ids)
+    if not missing:
+        return
+    watcher = StatusWatcher(transport, layout, lab, target, scheduler, discard)
+    states = await watcher.poll_once()
+    ready = (JobStateKind.SUCCEEDED, JobStateKind.QUEUED, JobStateKind.RUNNING)
+    for run, readers in missing.items():
+        absent = [j for j in lab.final_jobs(run) if j not in job_ids and states[j].state not in ready]
+        if not absent:
+            continue
+        reader_runs = sorted({lab.run_of(j) for j in readers})
+        why = f" (status unknown: {watcher.error})" if watcher.error else ""
+        raise SchedulerError(
+            f"{', '.join(reader_runs)} reads run '{run}', which is not in this submission, not queued and "
+            f"has not succeeded on {target.name}{why}",
+            hint=f"include it: repx-tui run {run} {' '.join(reader_runs)} --lab {lab.source} --target {target.name}"
+            " (or add --allow-missing-runs to go anyway)",
+        )
+
+
 async def submit(
     transport: Transport,
     layout: RemoteLayout,
@@ -65,6 +109,7 @@ async def submit(
     scheduler: str,
     resources: Resources | None = None,
     execution_type: str | None = None,
+    allow_missing_runs: bool = False,
     emit: EventSink,
 ) -> SubmitResult:
     from repx_tui.backend.schedulers import agent, slurm
@@ -79,11 +124,13 @@ async def submit(
     if scheduler == "slurm":
         result = await slurm.submit_batch(
             transport, layout, lab, target, order, helpers,
-            resources=resources or Resources(), execution_type=execution_type, emit=emit,
+            resources=resources or Resources(), execution_type=execution_type,
+            allow_missing_runs=allow_missing_runs, emit=emit,
         )
     else:
         result = await agent.submit_batch(
-            transport, layout, lab, target, order, helpers, execution_type=execution_type, emit=emit
+            transport, layout, lab, target, order, helpers, execution_type=execution_type,
+            allow_missing_runs=allow_missing_runs, emit=emit,
         )
     emit(PhaseDone(
         phase=Phase.SUBMIT, files_sent=len(result.submitted), seconds=time.monotonic() - started,
@@ -92,4 +139,4 @@ async def submit(
     return result
 
 
-__all__ = ["SubmitResult", "submit", "parse_answer_lines"]
+__all__ = ["SubmitResult", "check_source_runs", "parse_answer_lines", "submit", "upstream_for_submit"]

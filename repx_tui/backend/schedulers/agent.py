@@ -19,7 +19,7 @@ from repx_tui.backend.errors import SchedulerError
 from repx_tui.backend.events import EventSink, JobCancelled
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
-from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines
+from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines, upstream_for_submit
 from repx_tui.backend.schedulers.deploy import DeployedHelpers
 from repx_tui.backend.schedulers.jobspec import build_spec, resolve_runtime
 from repx_tui.backend.transport.base import Transport
@@ -32,12 +32,13 @@ def agent_dir(layout: RemoteLayout, lab_id: str) -> str:
 
 
 def build_dag(lab: Lab, layout: RemoteLayout, target: Target, order: Sequence[str],
-              execution_type: str | None) -> dict:
+              execution_type: str | None, allow_missing_runs: bool = False) -> dict:
     concurrency = target.local.local_concurrency if target.local else None
+    batch = set(order)
     jobs = [
         {
             "id": job_id,
-            "deps": list(lab.job(job_id).dependencies),
+            "deps": upstream_for_submit(lab, job_id, batch, allow_missing_runs)[0],
             "spec": build_spec(lab, job_id, layout, target, resolve_runtime(lab, job_id, target, "local", execution_type)),
         }
         for job_id in order
@@ -54,9 +55,10 @@ async def submit_batch(
     helpers: DeployedHelpers,
     *,
     execution_type: str | None,
+    allow_missing_runs: bool = False,
     emit: EventSink,
 ) -> SubmitResult:
-    dag = build_dag(lab, layout, target, order, execution_type)
+    dag = build_dag(lab, layout, target, order, execution_type, allow_missing_runs)
     argv = [f"{helpers.tools_bin}/bash", helpers.agent, "submit", helpers.tools_bin, helpers.executor,
             agent_dir(layout, lab.lab_id)]
     result = await transport.run(argv, input=json.dumps(dag).encode(), check=False)

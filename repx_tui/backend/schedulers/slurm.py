@@ -18,7 +18,7 @@ from repx_tui.backend.events import EventSink
 from repx_tui.backend.lab import Job, Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.resources import Directives, Resources
-from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines
+from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines, upstream_for_submit
 from repx_tui.backend.schedulers.deploy import DeployedHelpers
 from repx_tui.backend.schedulers.jobspec import build_spec, resolve_runtime, sink_step
 from repx_tui.backend.transport.base import Transport
@@ -119,16 +119,20 @@ def build_batch(
     helpers: DeployedHelpers,
     resources: Resources,
     execution_type: str | None,
+    allow_missing_runs: bool = False,
 ) -> dict:
     jobs = []
+    batch = set(order)
     for job_id in order:
         job = lab.job(job_id)
+        deps, after = upstream_for_submit(lab, job_id, batch, allow_missing_runs)
         directives, parallel = job_directives(resources, job, target.name)
         runtime = resolve_runtime(lab, job_id, target, "slurm", execution_type)
         spec = build_spec(lab, job_id, layout, target, runtime, parallel=parallel)
         jobs.append({
             "id": job_id,
-            "deps": list(job.dependencies),
+            "deps": deps,
+            "after": after,
             "script": sbatch_script(job_id, spec, directives, layout, helpers),
         })
     return {"lab_id": lab.lab_id, "jobs": jobs}
@@ -144,9 +148,10 @@ async def submit_batch(
     *,
     resources: Resources,
     execution_type: str | None,
+    allow_missing_runs: bool = False,
     emit: EventSink,
 ) -> SubmitResult:
-    batch = build_batch(lab, layout, target, order, helpers, resources, execution_type)
+    batch = build_batch(lab, layout, target, order, helpers, resources, execution_type, allow_missing_runs)
     result = await transport.run(
         [f"{helpers.tools_bin}/bash", helpers.submit, helpers.tools_bin, layout.base], input=json.dumps(batch).encode(), check=False
     )
