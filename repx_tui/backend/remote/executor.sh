@@ -75,12 +75,16 @@ CACHE_ROOT="${NODE_LOCAL:-$BASE}"
 ROOTFS=""
 
 # Unpack the image's layers once per node into <cache root>/cache/images/<tag>/rootfs.
-# Concurrent jobs serialise on a lock; SUCCESS marks a complete rootfs.
+# Concurrent jobs serialise on a lock; SUCCESS marks a complete rootfs. Only layers whose bytes
+# match the Lab's are used, and each is extracted where nothing but the rootfs is writable.
 prepare_rootfs() {
-    local image_dir cache lock digest layer
+    local image_dir cache lock i targets
     image_dir="$BASE/artifacts/$IMAGE_PATH"
     cache="$CACHE_ROOT/cache/images/$IMAGE_TAG"
     ROOTFS="$cache/rootfs"
+    for i in "$CACHE_ROOT/cache" "$CACHE_ROOT/cache/images" "$cache" "$ROOTFS"; do
+        [[ ! -L "$i" ]] || refuse_image "$i is a symbolic link (repx-tui never makes one there)"
+    done
     mkdir -p "$cache"
     lock="$CACHE_ROOT/cache/images/.$IMAGE_TAG.lock"
     exec 8>>"$lock"
@@ -88,35 +92,146 @@ prepare_rootfs() {
     if [[ ! -e "$cache/SUCCESS" ]]; then
         rm -rf "$ROOTFS"
         mkdir -p "$ROOTFS"
-        while IFS= read -r digest; do
-            layer="$(layer_file "$digest")"
-            tar -xf "$layer" -C "$ROOTFS" --no-same-owner --no-same-permissions
+        check_layers "$image_dir/manifest.json"
+        for i in "${!LAYER_DIGESTS[@]}"; do
+            layer_file "${LAYER_DIGESTS[i]}" "${LAYER_SHAS[i]}"
+            extract_layer "$LAYER" "${LAYER_DIGESTS[i]}"
             apply_whiteouts
-        done < <(jq -r '.[0].Layers[] | split("/")[0]' "$image_dir/manifest.json")
+        done
         mark "$cache" SUCCESS
     fi
-    # bwrap needs the bind targets to exist inside a read-only root.
-    mkdir -p "$ROOTFS$BASE" "$ROOTFS/tmp" "$ROOTFS/dev" "$ROOTFS/proc"
-    [[ -z "$NODE_LOCAL" ]] || mkdir -p "$ROOTFS$NODE_LOCAL"
+    # bwrap needs the bind targets to exist inside a read-only root; made in the rootfs sandbox
+    # too, so a link in the image cannot make them on the host.
+    targets=("$ROOTFS$BASE" "$ROOTFS/tmp" "$ROOTFS/dev" "$ROOTFS/proc")
+    [[ -z "$NODE_LOCAL" ]] || targets+=("$ROOTFS$NODE_LOCAL")
+    in_rootfs mkdir -p "${targets[@]}" 2>/dev/null \
+        || refuse_image "a link in the image leads a bind mount point (base_path, /tmp, /dev or /proc) outside its root file system"
     flock -u 8
     exec 8>&-
 }
 
-# A layer from the node-local store when present; otherwise copy it there first, so later
-# image syncs can reuse node-local copies instead of the network.
-layer_file() { # DIGEST
-    local shared="$BASE/artifacts/store/$1-layer.tar"
-    if [[ -z "$NODE_LOCAL" ]]; then
-        printf '%s' "$shared"
+# --- image layers: bytes used only once verified, members kept inside the rootfs ---------------
+#
+# A layer file is trusted through a record written right after its bytes were checked against
+# a sha256: <root>/.repx/verified/<digest>-layer.tar = "<sha256> <inode> <size> <mtime> <ctime>"
+# (root = base_path or node_local_path). The sync writes the same records (see
+# repx_tui/backend/sync/layerstore.py): keep both formats the same.
+
+refuse_image() { # MESSAGE: the job fails with one clear line in its stderr.log
+    printf '[repx] FAIL: image %s: %s\n' "$IMAGE_TAG" "$*" >>"$JOB_ROOT/repx/stderr.log"
+    exit 1
+}
+
+layer_id() { # FILE -> its identity; fails unless a regular file
+    if [[ -L "$1" || ! -f "$1" ]]; then return 1; fi
+    find "$1" -maxdepth 0 -printf '%i %s %T@ %C@\n' 2>/dev/null | grep . || stat -c '%i %s %Y %Z' -- "$1"
+}
+
+recorded_sha() { # FILE RECORD -> the sha256 the record vouches for, or "-"
+    local sha id now
+    if [[ -f "$2" ]] && now="$(layer_id "$1")" && read -r sha id <"$2" && [[ "$id" == "$now" ]]; then
+        printf '%s' "$sha"
+    else
+        printf '%s' -
+    fi
+}
+
+record_layer() { # FILE RECORD SHA256 IDENTITY_WHEN_CHECKED
+    [[ "$(layer_id "$1")" == "$4" ]] || return 1
+    mkdir -p -- "${2%/*}"
+    printf '%s %s\n' "$3" "$4" >"$2.new-$$"
+    mv -fT -- "$2.new-$$" "$2"
+}
+
+sha256_of() { # FILE
+    local sum
+    sum="$(sha256sum <"$1")" || return 1
+    printf '%s' "${sum%% *}"
+}
+
+verify_layer() { # FILE RECORD SHA256 -> true once FILE's bytes are known to have SHA256
+    local id
+    [[ "$(recorded_sha "$1" "$2")" != "$3" ]] || return 0
+    id="$(layer_id "$1")" || return 1
+    [[ "$(sha256_of "$1")" == "$3" ]] || return 1
+    record_layer "$1" "$2" "$3" "$id" || true
+}
+
+# The image's layers as this target has them (manifest.json), each with the sha256 its bytes
+# must have: a node-local or shared record's, else the shared file's own. All of it is checked
+# at once against the spec's layers_sha256, which the client computed from the Lab.
+check_layers() { # MANIFEST -> sets LAYER_DIGESTS, LAYER_SHAS
+    local want d sha lines=""
+    want="$(jq -r '.image.layers_sha256 // ""' "$SPEC_FILE")"
+    [[ -n "$want" ]] || refuse_image "the job spec has no layers_sha256 to check its layers against"
+    mapfile -t LAYER_DIGESTS < <(jq -r '.[0].Layers[] | split("/")[0]' "$1")
+    LAYER_SHAS=()
+    for d in "${LAYER_DIGESTS[@]}"; do
+        [[ "$d" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || refuse_image "its manifest names a layer '$d'"
+        sha=-
+        [[ -z "$NODE_LOCAL" ]] || sha="$(recorded_sha "$NODE_LOCAL/store/$d-layer.tar" "$NODE_LOCAL/.repx/verified/$d-layer.tar")"
+        [[ "$sha" != - ]] || sha="$(recorded_sha "$BASE/artifacts/store/$d-layer.tar" "$BASE/.repx/verified/$d-layer.tar")"
+        [[ "$sha" != - ]] || sha="$(sha256_of "$BASE/artifacts/store/$d-layer.tar" 2>/dev/null)" || sha=-
+        LAYER_SHAS+=("$sha")
+        lines+="$d $sha"$'\n'
+    done
+    [[ "$(printf '%s' "$lines" | sha256_of /dev/stdin)" == "$want" ]] \
+        || refuse_image "its layers on this target differ from the Lab's (one is missing, or its bytes differ): sync the Lab again"
+}
+
+# LAYER = a file of the layer whose bytes have SHA256: the node-local copy when verified, else
+# the shared one, then copied to node_local_path for later runs.
+layer_file() { # DIGEST SHA256
+    local name="$1-layer.tar"
+    if [[ -n "$NODE_LOCAL" ]] && verify_layer "$NODE_LOCAL/store/$name" "$NODE_LOCAL/.repx/verified/$name" "$2"; then
+        LAYER="$NODE_LOCAL/store/$name"
         return
     fi
-    local copy="$NODE_LOCAL/store/$1-layer.tar"
-    if [[ ! -e "$copy" ]]; then
-        mkdir -p "$NODE_LOCAL/store"
-        cp -L "$shared" "$copy.tmp.$$"
-        mv -f "$copy.tmp.$$" "$copy"
+    LAYER="$BASE/artifacts/store/$name"
+    verify_layer "$LAYER" "$BASE/.repx/verified/$name" "$2" \
+        || refuse_image "layer $1 in $BASE/artifacts/store is missing or its bytes differ from the Lab's: sync the Lab again"
+    [[ -z "$NODE_LOCAL" ]] || copy_node_local "$1" "$2"
+}
+
+# The copy is checked under a temp name before it gets its final name: a copy cut short (a
+# full disk) never does. Without a copy the job goes on with the shared layer.
+copy_node_local() { # DIGEST SHA256
+    local dir="$NODE_LOCAL/store" records="$NODE_LOCAL/.repx/verified" name="$1-layer.tar" tmp
+    tmp="$dir/.$name.copy-$$"
+    if [[ ! -L "$dir" && ! -L "$NODE_LOCAL/.repx" && ! -L "$records" ]] && mkdir -p "$dir" "$records" \
+        && cp -- "$LAYER" "$tmp" 2>/dev/null && [[ "$(sha256_of "$tmp")" == "$2" ]] \
+        && chmod 0444 "$tmp" && mv -fT -- "$tmp" "$dir/$name"; then
+        record_layer "$dir/$name" "$records/$name" "$2" "$(layer_id "$dir/$name")" || true
+        LAYER="$dir/$name"
+    else
+        rm -f -- "$tmp"
+        printf '[repx] layer %s: no node-local copy in %s (disk full, or a link on the way?): using %s\n' \
+            "$1" "$dir" "$LAYER" >>"$JOB_ROOT/repx/stderr.log"
     fi
-    printf '%s' "$copy"
+}
+
+# A command where nothing but ROOTFS (and a private /dev) is writable: a path that a link of the
+# image leads out of the rootfs ends on the read-only host and fails. As root it also cannot
+# make device nodes (a layer's dev/sda would be a real device on this host).
+in_rootfs() {
+    local caps=()
+    [[ "$EUID" != 0 ]] || caps=(--cap-drop CAP_MKNOD)
+    bwrap --ro-bind / / --dev /dev --bind "$ROOTFS" "$ROOTFS" --unshare-pid --die-with-parent "${caps[@]}" -- "$@"
+}
+
+# Member names must be relative and free of "..": GNU tar would quietly strip or skip them.
+extract_layer() { # LAYER DIGEST
+    local bad err
+    bad="$(tar -tf "$1" | grep -m1 -E '^/|(^|/)\.\.(/|$)')" || true
+    [[ -z "$bad" ]] || refuse_image "layer $2 has a member outside the image's root file system: $bad"
+    if ! err="$(in_rootfs tar -xf "$1" -C "$ROOTFS" --no-same-owner --no-same-permissions 2>&1 >/dev/null)"; then
+        err="$(grep -m1 -v 'Exiting with failure' <<<"$err" || true)"
+        case "$err" in
+            *"Read-only file system"*)
+                refuse_image "layer $2 writes outside the image's root file system, through a link: $err" ;;
+            *) refuse_image "extracting layer $2 failed: $err" ;;
+        esac
+    fi
 }
 
 # Docker whiteouts: ".wh.NAME" deletes NAME from the lower layers.

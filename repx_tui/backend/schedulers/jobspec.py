@@ -17,12 +17,16 @@ Input entries, one per input mapping, all with "target" (the script's input name
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import posixpath
+from pathlib import Path
 from typing import Any
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
-from repx_tui.backend.lab import Executable, InputMapping, Job, Lab
+from repx_tui.backend.hashing import sha256_file
+from repx_tui.backend.lab import Executable, Image, InputMapping, Job, Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
 
 
@@ -102,7 +106,7 @@ def build_spec(
         "stage_type": job.stage_type,
         "runtime": runtime,
         "params": dict(job.params),
-        "image": {"tag": image.tag, "path": image.path} if image and runtime != "native" else None,
+        "image": _image(lab, image) if image and runtime != "native" else None,
         "node_local": layout.node_local,
         "mount_host_paths": target.mount_host_paths,
         "mount_paths": list(target.mount_paths),
@@ -114,6 +118,19 @@ def build_spec(
     else:
         raise SchedulerError(f"job {job.id} has no 'main' executable")
     return spec
+
+
+def _image(lab: Lab, image: Image) -> dict[str, Any]:
+    return {"tag": image.tag, "path": image.path, "layers_sha256": layers_sha256(lab.root, image)}
+
+
+@functools.lru_cache(maxsize=64)
+def layers_sha256(root: Path, image: Image) -> str:
+    """sha256 of the lines "<digest> <sha256>\\n" of the image's layers, in order: one value in
+    the spec (not one per layer: a job spec travels in every sbatch script) against which the
+    executor checks the layers it finds on the target before it uses their bytes."""
+    lines = "".join(f"{x.digest} {x.sha256 or sha256_file(root / x.store_path)}\n" for x in image.layers)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _scatter_gather(lab: Lab, job: Job, layout: RemoteLayout, parallel: int) -> dict[str, Any]:
