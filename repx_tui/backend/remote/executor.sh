@@ -122,22 +122,23 @@ refuse_image() { # MESSAGE: the job fails with one clear line in its stderr.log
     exit 1
 }
 
-layer_id() { # FILE -> its identity; fails unless a regular file
+layer_id() { # FILE -> LAYER_ID = its identity; fails unless a regular file
+    LAYER_ID=""
     if [[ -L "$1" || ! -f "$1" ]]; then return 1; fi
-    find "$1" -maxdepth 0 -printf '%i %s %T@ %C@\n' 2>/dev/null | grep . || stat -c '%i %s %Y %Z' -- "$1"
+    LAYER_ID="$(find "$1" -maxdepth 0 -printf '%i %s %T@ %C@' 2>/dev/null)" || LAYER_ID=""
+    [[ -n "$LAYER_ID" ]] || LAYER_ID="$(stat -c '%i %s %Y %Z' -- "$1")"
 }
 
-recorded_sha() { # FILE RECORD -> the sha256 the record vouches for, or "-"
-    local sha id now
-    if [[ -f "$2" ]] && now="$(layer_id "$1")" && read -r sha id <"$2" && [[ "$id" == "$now" ]]; then
-        printf '%s' "$sha"
-    else
-        printf '%s' -
+recorded_sha() { # FILE RECORD -> RECORDED_SHA = the sha256 the record vouches for, or "-"
+    local sha id
+    RECORDED_SHA=-
+    if [[ -f "$2" ]] && layer_id "$1" && read -r sha id <"$2" && [[ "$id" == "$LAYER_ID" ]]; then
+        RECORDED_SHA="$sha"
     fi
 }
 
 record_layer() { # FILE RECORD SHA256 IDENTITY_WHEN_CHECKED
-    [[ "$(layer_id "$1")" == "$4" ]] || return 1
+    layer_id "$1" && [[ "$LAYER_ID" == "$4" ]] || return 1
     mkdir -p -- "${2%/*}"
     printf '%s %s\n' "$3" "$4" >"$2.new-$$"
     mv -fT -- "$2.new-$$" "$2"
@@ -151,8 +152,10 @@ sha256_of() { # FILE
 
 verify_layer() { # FILE RECORD SHA256 -> true once FILE's bytes are known to have SHA256
     local id
-    [[ "$(recorded_sha "$1" "$2")" != "$3" ]] || return 0
-    id="$(layer_id "$1")" || return 1
+    recorded_sha "$1" "$2"
+    [[ "$RECORDED_SHA" != "$3" ]] || return 0
+    layer_id "$1" || return 1
+    id="$LAYER_ID"
     [[ "$(sha256_of "$1")" == "$3" ]] || return 1
     record_layer "$1" "$2" "$3" "$id" || true
 }
@@ -168,9 +171,10 @@ check_layers() { # MANIFEST -> sets LAYER_DIGESTS, LAYER_SHAS
     LAYER_SHAS=()
     for d in "${LAYER_DIGESTS[@]}"; do
         [[ "$d" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || refuse_image "its manifest names a layer '$d'"
-        sha=-
-        [[ -z "$NODE_LOCAL" ]] || sha="$(recorded_sha "$NODE_LOCAL/store/$d-layer.tar" "$NODE_LOCAL/.repx/verified/$d-layer.tar")"
-        [[ "$sha" != - ]] || sha="$(recorded_sha "$BASE/artifacts/store/$d-layer.tar" "$BASE/.repx/verified/$d-layer.tar")"
+        RECORDED_SHA=-
+        [[ -z "$NODE_LOCAL" ]] || recorded_sha "$NODE_LOCAL/store/$d-layer.tar" "$NODE_LOCAL/.repx/verified/$d-layer.tar"
+        [[ "$RECORDED_SHA" != - ]] || recorded_sha "$BASE/artifacts/store/$d-layer.tar" "$BASE/.repx/verified/$d-layer.tar"
+        sha="$RECORDED_SHA"
         [[ "$sha" != - ]] || sha="$(sha256_of "$BASE/artifacts/store/$d-layer.tar" 2>/dev/null)" || sha=-
         LAYER_SHAS+=("$sha")
         lines+="$d $sha"$'\n'
@@ -201,7 +205,7 @@ copy_node_local() { # DIGEST SHA256
     if [[ ! -L "$dir" && ! -L "$NODE_LOCAL/.repx" && ! -L "$records" ]] && mkdir -p "$dir" "$records" \
         && cp -- "$LAYER" "$tmp" 2>/dev/null && [[ "$(sha256_of "$tmp")" == "$2" ]] \
         && chmod 0444 "$tmp" && mv -fT -- "$tmp" "$dir/$name"; then
-        record_layer "$dir/$name" "$records/$name" "$2" "$(layer_id "$dir/$name")" || true
+        if layer_id "$dir/$name"; then record_layer "$dir/$name" "$records/$name" "$2" "$LAYER_ID" || true; fi
         LAYER="$dir/$name"
     else
         rm -f -- "$tmp"

@@ -26,37 +26,45 @@ def records_dir(root: str) -> str:
     return posixpath.join(root, RECORDS)
 
 
-# Shared by every script below.
+# Shared by every script below. layer_id sets LAYER_ID instead of printing it: no subshell
+# per layer in the probe's listing.
 FUNCTIONS = r"""
-# A regular file's identity: inode, size, mtime, ctime (to the ns with GNU find; in whole
-# seconds from stat where find has no -printf). Fails for anything else.
+# LAYER_ID = a regular file's identity: inode, size, mtime, ctime (to the ns with GNU find; in
+# whole seconds from stat where find has no -printf). Fails for anything else.
 layer_id() {
+  LAYER_ID=
   if [ -L "$1" ] || [ ! -f "$1" ]; then return 1; fi
-  find "$1" -maxdepth 0 -printf '%i %s %T@ %C@\n' 2>/dev/null | grep . || stat -c '%i %s %Y %Z' -- "$1"
+  LAYER_ID=$(find "$1" -maxdepth 0 -printf '%i %s %T@ %C@' 2>/dev/null) || LAYER_ID=
+  if [ -z "$LAYER_ID" ]; then LAYER_ID=$(stat -c '%i %s %Y %Z' -- "$1") || return 1; fi
 }
-# $1 layer file, $2 its record: the sha256 the record vouches for, or "-"
+# $1 layer file, $2 its record: RECORDED_SHA = the sha256 the record vouches for, or "-"
 recorded_sha() {
-  local sha id now
-  if [ -f "$2" ] && now=$(layer_id "$1") && read -r sha id < "$2" && [ "$id" = "$now" ]; then
-    echo "$sha"
-  else
-    echo -
+  local sha id
+  RECORDED_SHA=- LAYER_ID=
+  if [ -f "$2" ] && layer_id "$1" && read -r sha id < "$2" && [ "$id" = "$LAYER_ID" ]; then
+    RECORDED_SHA=$sha
   fi
 }
 # $1 layer file, $2 its record, $3 the sha256 its bytes were checked against, $4 its identity then
 record_layer() {
-  [ "$(layer_id "$1")" = "$4" ] || return 1  # changed while it was being checked
+  layer_id "$1" && [ "$LAYER_ID" = "$4" ] || return 1  # changed while it was being checked
   mkdir -p -- "${2%/*}"
   printf '%s %s\n' "$3" "$4" > "$2.new-$$"
   mv -fT -- "$2.new-$$" "$2"
+}
+# $1 a layer file just placed after its check, $2 its record, $3 its sha256
+record_placed() {
+  layer_id "$1" || return 1
+  record_layer "$1" "$2" "$3" "$LAYER_ID"
 }
 # $1 layer file, $2 its record, $3 its sha256: true once its bytes are known right (by its
 # record, or hashed now and recorded)
 verify_layer() {
   local id sha
-  if [ -L "$1" ] || [ ! -f "$1" ]; then return 1; fi
-  if [ "$(recorded_sha "$1" "$2")" = "$3" ]; then return 0; fi
-  id=$(layer_id "$1") || return 1
+  recorded_sha "$1" "$2"
+  if [ "$RECORDED_SHA" = "$3" ]; then return 0; fi
+  layer_id "$1" || return 1
+  id=$LAYER_ID
   sha=$(sha256sum < "$1") || return 1
   [ "${sha%% *}" = "$3" ] || return 1
   record_layer "$1" "$2" "$3" "$id" || true
@@ -80,7 +88,7 @@ no_links() {
 # or, instead, "X <dir>" for each directory it would write into that is a symbolic link.
 LIST_FUNCTION = FUNCTIONS + r"""
 list_images() {
-  local store=$1 records=$2 nl=$3 images=$4 n=$5 dir tag sum link d f id s sha l bad=0
+  local store=$1 records=$2 nl=$3 images=$4 n=$5 dir tag sum link d f s sha l bad=0
   shift 5
   for dir in "${store%/*}" "$store" "$images" "${records%/*}" "$records"; do
     if [ -L "$dir" ]; then echo "X $dir"; bad=1; fi
@@ -104,9 +112,9 @@ list_images() {
   done
   for d in "$@"; do
     f="$store/$d-layer.tar" s=- sha=- l=-
-    if id=$(layer_id "$f"); then
-      s=${id#* } s=${s%% *}
-      sha=$(recorded_sha "$f" "$records/$d-layer.tar")
+    recorded_sha "$f" "$records/$d-layer.tar"
+    if [ -n "$LAYER_ID" ] || layer_id "$f"; then
+      s=${LAYER_ID#* } s=${s%% *} sha=$RECORDED_SHA
     fi
     if [ -n "$nl" ]; then l=$(stat -c %s -- "$nl/$d-layer.tar" 2>/dev/null || echo -); fi
     printf 'L %s %s %s %s\n' "$d" "$s" "$sha" "$l"
@@ -141,7 +149,7 @@ while [ "$#" -ge 3 ]; do
     && [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" = "$sha" ]; then
     chmod 0444 "$tmp"
     mv -fT -- "$tmp" "$final"
-    record_layer "$final" "$record" "$sha" "$(layer_id "$final")" || true
+    record_placed "$final" "$record" "$sha" || true
     echo "NODE_LOCAL $d"
   else
     rm -f -- "$tmp"
@@ -164,7 +172,7 @@ if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
 fi
 chmod 0444 "$1"
 mv -fT -- "$1" "$2"
-record_layer "$2" "$5/${2##*/}" "$4" "$(layer_id "$2")" || true
+record_placed "$2" "$5/${2##*/}" "$4" || true
 """
 
 # The layer already uploaded to $1.
