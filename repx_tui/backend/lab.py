@@ -8,24 +8,20 @@ so the rest of the backend can trust a loaded Lab.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 import os
 import re
-import shutil
-import stat
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from repx_tui.backend.errors import LabError
+from repx_tui.backend.labfs import check_lab_symlinks, check_real_dirs, read_json_file, verify_files, written_dirs
+from repx_tui.backend.labtar import force_rmtree, lab_cache_dir, locate_root  # noqa: F401  (re-exported)
+from repx_tui.backend.labvalues import check_job_values
 
 SUPPORTED_REPX_VERSION = "0.5.0"
-CHUNK_SIZE = 1 << 20
 
 _SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Characters that would need shell quoting or break a line-oriented protocol.
@@ -33,7 +29,6 @@ _UNSAFE_RE = re.compile(r"[\s'\"$`\\\x00-\x1f\x7f]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_MANIFEST_IN_TAR_RE = re.compile(r"^(?:(.*)/)?lab/[^/]*lab-metadata\.json$")
 _INPUT_KEYS = (
     "type", "job_id", "source_output", "source_run", "source_value",
     "source", "source_key", "dependency_type",
@@ -175,7 +170,7 @@ class Lab:
     def load(cls, path: str | Path) -> Lab:
         source = Path(path).expanduser()
         try:
-            return _Loader(source, _locate_root(source)).load()
+            return _Loader(source, locate_root(source)).load()
         except OSError as exc:  # e.g. an unreadable directory: still a one-line error
             raise LabError(f"{exc.filename or source}: cannot read the Lab ({exc.strerror or exc})") from None
 
@@ -316,26 +311,7 @@ class Lab:
 
     def verify(self, progress: ProgressFn | None = None) -> None:
         """Re-hash every file the manifest lists; raise LabError if any is missing or differs."""
-        total = sum(_size_or_zero(self.root / f.path) for f in self.files)
-        done = 0
-        failures: list[str] = []
-
-        def on_chunk(n: int, path: str) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, total, path)
-
-        for entry in self.files:
-            failure = _check_file(self.root / entry.path, entry, on_chunk)
-            if failure:
-                failures.append(failure)
-        if failures:
-            raise LabError(
-                f"Lab verification failed for {len(failures)} of {len(self.files)} files; "
-                f"first: {failures[0]}",
-                hint="the Lab was modified after it was built; rebuild it or fetch a fresh copy",
-            )
+        verify_files(self.root, ((f.path, f.sha256) for f in self.files), progress)
 
     def to_summary(self) -> dict[str, Any]:
         return {
@@ -377,174 +353,6 @@ def _kahn(nodes: Iterable[str], deps_of: Callable[[str], Iterable[str]], what: s
         stuck = sorted(n for n, deps in waiting.items() if deps)
         raise LabError(f"dependency cycle among {what}: {', '.join(stuck[:6])}")
     return order
-
-
-# ---------------------------------------------------------------------------- verification
-
-
-def _size_or_zero(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _check_file(path: Path, entry: FileEntry, on_chunk: Callable[[int, str], None]) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                digest.update(chunk)
-                on_chunk(len(chunk), entry.path)
-    except FileNotFoundError:
-        return f"{entry.path} is missing"
-    except IsADirectoryError:
-        return f"{entry.path} is a directory, not a file"
-    except OSError as exc:
-        return f"{entry.path} cannot be read ({exc.strerror})"
-    on_chunk(0, entry.path)  # so empty files show up in progress too
-    actual = digest.hexdigest()
-    if actual != entry.sha256:
-        return f"{entry.path} has sha256 {actual[:16]}…, manifest says {entry.sha256[:16]}…"
-    return None
-
-
-# ------------------------------------------------------------------------- locating a Lab
-
-
-def _locate_root(source: Path) -> Path:
-    if not os.path.lexists(source):
-        raise LabError(f"{source}: no such file or directory")
-    if source.is_dir():
-        return _root_of_dir(source)
-    if not source.exists():
-        raise LabError(f"{source}: broken symlink")
-    if tarfile.is_tarfile(source):
-        return _extract_tar(source)
-    if source.parent.name == "lab":
-        return source.parent.parent.resolve()
-    raise LabError(
-        f"{source}: not a Lab directory, a file in its lab/ directory, or a Lab tar",
-        hint="pass the Lab directory (e.g. ./result) or a tar of it",
-    )
-
-
-def _root_of_dir(path: Path) -> Path:
-    if (path / "lab").is_dir():
-        return path.resolve()
-    if path.name == "lab" and any(path.glob("*lab-metadata.json")):
-        return path.parent.resolve()
-    raise LabError(
-        f"{path}: no lab/*lab-metadata.json manifest found; this is not a Lab",
-        hint="pass the Lab directory (e.g. ./result, the output of nix build) or a tar of it",
-    )
-
-
-def lab_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "repx-tui" / "labs"
-
-
-def _extract_tar(tar_path: Path) -> Path:
-    """Unpack a Lab tar once into the cache; an existing cache entry is always complete."""
-    st = tar_path.stat()
-    key = hashlib.sha256(f"{tar_path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
-    dest = lab_cache_dir() / key
-    if dest.is_dir():
-        return dest.resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=dest.parent))
-    try:
-        _unpack(tar_path, tmp)
-        _add_owner_write_to_dirs(tmp)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not dest.is_dir():  # another process did not win the race: a real failure
-                raise
-            force_rmtree(tmp)
-    except BaseException:
-        force_rmtree(tmp)
-        raise
-    return dest.resolve()
-
-
-def _unpack(tar_path: Path, into: Path) -> None:
-    try:
-        with tarfile.open(tar_path, "r:*") as tf:
-            members = tf.getmembers()
-            prefix = _tar_prefix(members, tar_path)
-            chosen = [m2 for m in members if (m2 := _rebase(m, prefix, tar_path)) is not None]
-            tf.extractall(into, members=chosen, filter="data")
-    except (tarfile.TarError, EOFError) as exc:  # FilterError is a TarError too
-        raise LabError(f"{tar_path}: cannot unpack Lab tar: {exc}") from None
-    except OSError as exc:
-        raise LabError(f"{tar_path}: cannot unpack Lab tar: {exc.strerror or exc}") from None
-
-
-def _norm_member(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
-
-
-def _tar_prefix(members: list[tarfile.TarInfo], tar_path: Path) -> str:
-    for m in members:
-        match = _MANIFEST_IN_TAR_RE.match(_norm_member(m.name))
-        if match and not m.isdir():
-            return match.group(1) or ""
-    raise LabError(f"{tar_path}: no lab/*lab-metadata.json inside the tar; this is not a Lab tar")
-
-
-def _strip_prefix(name: str, prefix: str) -> str | None:
-    name = _norm_member(name)
-    if name == ".":
-        return ""
-    if not prefix:
-        return name
-    if name == prefix:
-        return ""
-    return name[len(prefix) + 1:] if name.startswith(prefix + "/") else None
-
-
-def _rebase(m: tarfile.TarInfo, prefix: str, tar_path: Path) -> tarfile.TarInfo | None:
-    """The member renamed relative to the Lab root, or None if outside it; LabError if unsafe."""
-    if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts:
-        raise LabError(f"{tar_path}: tar member '{m.name}' points outside the Lab; refusing to unpack")
-    rel = _strip_prefix(m.name, prefix)
-    if not rel:
-        return None
-    if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-        raise LabError(f"{tar_path}: tar member '{m.name}' is a device or fifo; refusing to unpack")
-    link = m.linkname
-    if m.issym():
-        target = os.path.normpath(os.path.join(os.path.dirname(rel), link))
-        if link.startswith("/") or target == ".." or target.startswith("../"):
-            raise LabError(f"{tar_path}: symlink '{m.name}' -> '{link}' escapes the Lab; refusing to unpack")
-    elif m.islnk():
-        stripped = _strip_prefix(link, prefix)
-        if not stripped or link.startswith("/") or ".." in PurePosixPath(link).parts:
-            raise LabError(f"{tar_path}: hard link '{m.name}' -> '{link}' escapes the Lab; refusing to unpack")
-        link = stripped
-    return m.replace(name=rel, linkname=link, deep=False)
-
-
-def _add_owner_write_to_dirs(root: Path) -> None:
-    # Nix-built tars carry 0555 dirs; the cache must stay removable by its owner.
-    for dirpath, _dirs, _files in os.walk(root):
-        mode = os.lstat(dirpath).st_mode
-        os.chmod(dirpath, stat.S_IMODE(mode) | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-
-
-def force_rmtree(path: Path) -> None:
-    """Remove a tree even when it is read-only like the Nix store."""
-    if not os.path.lexists(path):
-        return
-    if path.is_dir() and not path.is_symlink():
-        _add_owner_write_to_dirs(path)
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 # ------------------------------------------------------------------------------- loading
@@ -608,17 +416,7 @@ class _Loader:
         return value
 
     def read_json(self, rel: str, what: str) -> Any:
-        path = self.inside(rel, what, rel)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise self.fail(rel, f"{what} is missing") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise self.fail(rel, f"cannot read {what}: {exc}") from None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise self.fail(rel, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        return read_json_file(self.inside(rel, what, rel), rel, what)
 
     def get_field(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str, *, required: bool = True,
               default: Any = None) -> Any:
@@ -668,26 +466,13 @@ class _Loader:
             host_tools_dir=self.host_tools_dir(), files=files, warnings=self.warnings,
         )
         lab.topological_order(jobs)  # a cycle is a broken Lab: fail now, not mid-run
+        check_job_values(jobs, runs)
+        check_real_dirs(self.root, written_dirs(lab))
         return lab
 
     def check_symlinks(self) -> None:
-        """Every symlink in the Lab must resolve inside it (scandir: this runs on every load)."""
-        root = str(self.root)
-        stack = [root]
-        while stack:
-            try:
-                entries = list(os.scandir(stack.pop()))
-            except OSError as exc:
-                raise LabError(f"{exc.filename}: cannot list Lab directory ({exc.strerror})") from None
-            for entry in entries:
-                if entry.is_symlink():
-                    real = os.path.realpath(entry.path)
-                    if real != root and not real.startswith(root + os.sep):
-                        rel = os.path.relpath(entry.path, root)
-                        raise self.fail(rel, f"symlink points outside the Lab (to {os.readlink(entry.path)})",
-                                        hint="a Lab must be self-contained; rebuild it")
-                elif entry.is_dir():
-                    stack.append(entry.path)
+        """Every symlink must stay inside the Lab as it will resolve on the target (labfs)."""
+        check_lab_symlinks(self.root)
 
     def find_manifest(self) -> str:
         found = sorted(p.name for p in (self.root / "lab").glob("*lab-metadata.json") if p.is_file())
