@@ -8,16 +8,18 @@ so the rest of the backend can trust a loaded Lab.
 
 from __future__ import annotations
 
-import heapq
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from repx_tui.backend.errors import LabError
 from repx_tui.backend.labfs import check_lab_symlinks, check_real_dirs, read_json_file, verify_files, written_dirs
+from repx_tui.backend.labmodel import (  # noqa: F401  (the model's names are lab.py's API)
+    Executable, FileEntry, Image, InputMapping, Job, Layer, Run, kahn as _kahn,
+)
 from repx_tui.backend.labtar import force_rmtree, lab_cache_dir, locate_root  # noqa: F401  (re-exported)
 from repx_tui.backend.labvalues import check_job_values
 
@@ -35,109 +37,6 @@ _INPUT_KEYS = (
 )
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-# ----------------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class InputMapping:
-    target_input: str
-    type: str | None
-    job_id: str | None
-    source_output: str | None
-    source_run: str | None
-    source_value: str | None
-    source: str | None
-    source_key: str | None
-    dependency_type: str | None
-    raw: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Executable:
-    name: str
-    path: str
-    inputs: tuple[InputMapping, ...]
-    outputs: Mapping[str, Any]
-    resource_hints: Mapping[str, Any]
-    deps: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    name: str
-    run: str
-    stage_type: str
-    params: Mapping[str, Any]
-    executables: Mapping[str, Executable]
-    resource_hints: Mapping[str, Any]
-    dependencies: tuple[str, ...]  # jobs whose outputs this job reads (inputs[*].job_id)
-    source_runs: tuple[str, ...] = ()  # runs whose results this job reads (inter-run inputs)
-
-    @property
-    def is_scatter_gather(self) -> bool:
-        return self.stage_type == "scatter-gather"
-
-    @property
-    def main(self) -> Executable | None:
-        return self.executables.get("main")
-
-    @property
-    def scatter(self) -> Executable | None:
-        return self.executables.get("scatter")
-
-    @property
-    def gather(self) -> Executable | None:
-        return self.executables.get("gather")
-
-    @property
-    def steps(self) -> dict[str, Executable]:
-        return {n.removeprefix("step-"): e for n, e in self.executables.items() if n.startswith("step-")}
-
-    @property
-    def step_order(self) -> list[str]:
-        """Step names, each after the steps it depends on (ties by name)."""
-        steps = self.steps
-        return _kahn(steps, lambda s: [d for d in steps[s].deps if d in steps], f"steps of job {self.id}")
-
-    @property
-    def short_id(self) -> str:
-        """Upstream's short form: 12 hash chars, '-', then the rest of the id."""
-        head, sep, tail = self.id.partition("-")
-        return f"{head[:12]}-{tail}" if sep else self.id[:12]
-
-
-@dataclass(frozen=True)
-class Layer:
-    digest: str
-    size: int
-    store_path: str
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class Image:
-    path: str
-    tag: str
-    layers: tuple[Layer, ...]
-    meta_files: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    metadata_path: str
-    image: str | None
-    jobs: tuple[str, ...]
-    dependencies: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str
-    sha256: str
 
 
 @dataclass(eq=False)
@@ -326,33 +225,6 @@ class Lab:
             ],
             "host_tools": self.host_tools_dir,
         }
-
-
-# ---------------------------------------------------------------------------- graph helpers
-
-
-def _kahn(nodes: Iterable[str], deps_of: Callable[[str], Iterable[str]], what: str) -> list[str]:
-    """Topological sort with a heap so ties come out in name order; LabError on a cycle."""
-    nodes = set(nodes)
-    waiting = {n: set(deps_of(n)) for n in nodes}
-    users: dict[str, list[str]] = {n: [] for n in nodes}
-    for node, deps in waiting.items():
-        for dep in deps:
-            users[dep].append(node)
-    ready = [n for n, deps in waiting.items() if not deps]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        node = heapq.heappop(ready)
-        order.append(node)
-        for user in users[node]:
-            waiting[user].discard(node)
-            if not waiting[user]:
-                heapq.heappush(ready, user)
-    if len(order) != len(nodes):
-        stuck = sorted(n for n, deps in waiting.items() if deps)
-        raise LabError(f"dependency cycle among {what}: {', '.join(stuck[:6])}")
-    return order
 
 
 # ------------------------------------------------------------------------------- loading

@@ -17,7 +17,7 @@ from repx_tui.backend.slurmvalues import (
 )
 
 if TYPE_CHECKING:
-    from repx_tui.backend.lab import Job, Run
+    from repx_tui.backend.labmodel import Job, Run
 
 # Upstream's Nix rejects any other key (validateResourceHints); Rust reads these types.
 HINT_CHECKS: dict[str, Callable[[Any], str | None]] = {
