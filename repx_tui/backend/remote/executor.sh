@@ -139,6 +139,7 @@ recorded_sha() { # FILE RECORD -> RECORDED_SHA = the sha256 the record vouches f
 
 record_layer() { # FILE RECORD SHA256 IDENTITY_WHEN_CHECKED
     layer_id "$1" && [[ "$LAYER_ID" == "$4" ]] || return 1
+    [[ ! -L "${2%/*}" && ! -L "${2%/*/*}" ]] || return 1
     mkdir -p -- "${2%/*}"
     printf '%s %s\n' "$3" "$4" >"$2.new-$$"
     mv -fT -- "$2.new-$$" "$2"
@@ -164,23 +165,32 @@ verify_layer() { # FILE RECORD SHA256 -> true once FILE's bytes are known to hav
 # must have: a node-local or shared record's, else the shared file's own. All of it is checked
 # at once against the spec's layers_sha256, which the client computed from the Lab.
 check_layers() { # MANIFEST -> sets LAYER_DIGESTS, LAYER_SHAS
-    local want d sha lines=""
+    local want d i shared sha lines="" hashed=()
     want="$(jq -r '.image.layers_sha256 // ""' "$SPEC_FILE")"
     [[ -n "$want" ]] || refuse_image "the job spec has no layers_sha256 to check its layers against"
     mapfile -t LAYER_DIGESTS < <(jq -r '.[0].Layers[] | split("/")[0]' "$1")
     LAYER_SHAS=()
     for d in "${LAYER_DIGESTS[@]}"; do
         [[ "$d" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || refuse_image "its manifest names a layer '$d'"
+        shared="$BASE/artifacts/store/$d-layer.tar"
         RECORDED_SHA=-
         [[ -z "$NODE_LOCAL" ]] || recorded_sha "$NODE_LOCAL/store/$d-layer.tar" "$NODE_LOCAL/.repx/verified/$d-layer.tar"
-        [[ "$RECORDED_SHA" != - ]] || recorded_sha "$BASE/artifacts/store/$d-layer.tar" "$BASE/.repx/verified/$d-layer.tar"
+        [[ "$RECORDED_SHA" != - ]] || recorded_sha "$shared" "$BASE/.repx/verified/$d-layer.tar"
         sha="$RECORDED_SHA"
-        [[ "$sha" != - ]] || sha="$(sha256_of "$BASE/artifacts/store/$d-layer.tar" 2>/dev/null)" || sha=-
+        hashed+=("")
+        if [[ "$sha" == - ]] && layer_id "$shared"; then
+            hashed[-1]="$LAYER_ID"
+            sha="$(sha256_of "$shared")" || sha=-
+        fi
         LAYER_SHAS+=("$sha")
         lines+="$d $sha"$'\n'
     done
     [[ "$(printf '%s' "$lines" | sha256_of /dev/stdin)" == "$want" ]] \
         || refuse_image "its layers on this target differ from the Lab's (one is missing, or its bytes differ): sync the Lab again"
+    for i in "${!hashed[@]}"; do # now known right: recorded, so they are not hashed again
+        [[ -z "${hashed[i]}" ]] || record_layer "$BASE/artifacts/store/${LAYER_DIGESTS[i]}-layer.tar" \
+            "$BASE/.repx/verified/${LAYER_DIGESTS[i]}-layer.tar" "${LAYER_SHAS[i]}" "${hashed[i]}" || true
+    done
 }
 
 # LAYER = a file of the layer whose bytes have SHA256: the node-local copy when verified, else

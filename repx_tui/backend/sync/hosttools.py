@@ -36,7 +36,7 @@ from repx_tui.backend.sync.images import LIST_FUNCTION, ImageSync
 MARKER = ".repx-complete"  # sha256sum-format list of bin/<tool>; written last, inside the staging dir
 
 # $1 base, $2 host-tools dir, $3 the Lab manifest on the target, $4 the lab-synced marker,
-# then (optional) the image listing's arguments (see images.LIST_FUNCTION).
+# then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
 # Prints "complete" or "missing" (or "unwritable <user>"), the target's rsync (or "-"), the
 # sha256 of the target's Lab manifest and of the marker's content (or "-"), for phase 2, then
 # phase 3's listing: the whole "what is there" of a sync is ONE round trip.

@@ -48,6 +48,7 @@ recorded_sha() {
 # $1 layer file, $2 its record, $3 the sha256 its bytes were checked against, $4 its identity then
 record_layer() {
   layer_id "$1" && [ "$LAYER_ID" = "$4" ] || return 1  # changed while it was being checked
+  if [ -L "${2%/*}" ] || [ -L "${2%/*/*}" ]; then return 1; fi
   mkdir -p -- "${2%/*}"
   printf '%s %s\n' "$3" "$4" > "$2.new-$$"
   mv -fT -- "$2.new-$$" "$2"
