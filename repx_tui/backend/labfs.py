@@ -110,12 +110,13 @@ def check_real_dirs(root: Path, dirs: Iterable[str]) -> None:
     """No symlink may stand in place of a directory the sync writes into: on the target, rsync and
     the image phase would write through it, wherever it leads (links to files are fine)."""
     for rel in sorted(set(dirs)):
+        path = os.path.join(root, rel)
         try:
-            mode = os.lstat(root / rel).st_mode
+            mode = os.lstat(path).st_mode
         except OSError:  # missing: the loader reports what it needs
             continue
         if stat.S_ISLNK(mode):
-            target = os.readlink(root / rel)
+            target = os.readlink(path)
             raise LabError(f"{rel}: is a symlink (to {target}) where the Lab must have a directory "
                            "(the sync writes into it on the target)", hint=_LINK_HINT)
 
