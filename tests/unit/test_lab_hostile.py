@@ -232,6 +232,18 @@ def test_images_link_to_base_bin_is_refused(quick_lab):
     assert_cli_error(result, "images", "../bin")
 
 
+@pytest.mark.parametrize("kind", ["base-bin", "reenter", "absolute"])
+def test_sync_refuses_such_a_lab_before_writing_anything(quick_lab, tmp_path, kind):
+    target = {"base-bin": "../bin", "reenter": f"../{quick_lab.name}/store", "absolute": f"{quick_lab}/store"}[kind]
+    (quick_lab / "images").symlink_to(target)
+    base = tmp_path / "base"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[targets.local]\nbase_path = "{base}"\n')
+    result = run_cli("--config", str(config), "sync", "--lab", str(quick_lab), "--target", "local")
+    assert_cli_error(result, f"images: symlink points outside the Lab (to {target})")
+    assert not base.exists() and not (tmp_path / "bin").exists()
+
+
 @pytest.mark.parametrize("place", ["images", "revision", "job", "job-bin", "host-tools-bin"])
 def test_link_in_place_of_a_directory_the_sync_writes_into(quick_lab, place):
     job = first_job(quick_lab)
