@@ -12,39 +12,15 @@ submission records (`submissions/<lab_id>/*.json`), local jobs from the Lab's ag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from repx_tui.backend.errors import RepxError
-from repx_tui.backend.events import EventSink, JobCancelled, JobState, JobStateKind, discard
+from repx_tui.backend.events import CancelReport, CancelResult, EventSink, JobCancelled, JobState, JobStateKind, discard
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.status import COMMAND_TIMEOUT, RemoteSnapshot, StatusWatcher
 
 K = JobStateKind
 _SCANCEL_ERROR = re.compile(r"job id (?P<id>\d+(?:_\d+)?)[^:]*:\s*(?P<msg>.+)$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    job: str
-    ok: bool
-    detail: str
-    slurm_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"job": self.job, "ok": self.ok, "detail": self.detail, "slurm_id": self.slurm_id}
-
-
-@dataclass(frozen=True)
-class CancelReport:
-    results: tuple[CancelResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"results": [r.to_json() for r in self.results]}
 
 
 def parse_scancel_errors(stderr: str) -> dict[str, str]:
@@ -82,7 +58,9 @@ async def cancel_jobs(
     ordered = tuple(results[j] for j in jobs if j in results)
     for r in ordered:
         emit(JobCancelled(job=r.job, ok=r.ok, detail=r.detail))
-    return CancelReport(ordered)
+    report = CancelReport(ordered)
+    emit(report)
+    return report
 
 
 def _partition(

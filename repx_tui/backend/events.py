@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping
 
 
 class Phase(str, enum.Enum):
@@ -133,6 +133,70 @@ class LayerProgress(Event):
     done: bool = False
 
 
+@dataclass(frozen=True)
+class PhaseResult:
+    name: Phase
+    status: str  # "done" | "skipped" | "failed"
+    files_sent: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name.value,
+            "status": self.status,
+            "files_sent": self.files_sent,
+            "bytes_sent": self.bytes_sent,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    image: str
+    digest: str
+    size: int
+    action: LayerAction
+    bytes_sent: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "size": self.size,
+            "action": self.action.value,
+            "bytes_sent": self.bytes_sent,
+        }
+
+
+@dataclass(frozen=True)
+class SyncSummary(Event):
+    """The end of a sync: what each phase and each layer did. Its JSON is the `sync --json` summary."""
+
+    phases: tuple[PhaseResult, ...] = ()
+    layers: tuple[LayerResult, ...] = ()
+    ssh_connections: int = 0
+    seconds: float = 0.0
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(p.bytes_sent for p in self.phases)
+
+    def phase(self, name: Phase | str) -> PhaseResult | None:
+        key = name.value if isinstance(name, Phase) else name
+        return next((p for p in self.phases if p.name.value == key), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phases": [p.to_json() for p in self.phases],
+            "layers": [layer.to_json() for layer in self.layers],
+            "bytes_sent": self.bytes_sent,
+            "ssh_connections": self.ssh_connections,
+            "seconds": round(self.seconds, 3),
+        }
+
+
 # --- connection and targets ---------------------------------------------------------------
 
 
@@ -227,25 +291,95 @@ class Notice(Event):
     at: float = field(default_factory=time.time)
 
 
-BackendEvent = Union[
-    PhaseStarted,
-    PhaseProgress,
-    PhaseDone,
-    PhaseSkipped,
-    PhaseFailed,
-    LayerProgress,
-    ConnectionState,
-    TargetHealth,
-    JobsChanged,
-    JobSubmitted,
-    JobSkipped,
-    JobCancelled,
-    LogChunk,
-    Notice,
-]
-
 EventSink = Callable[[Event], None]
 
 
 def discard(_event: Event) -> None:
     """An EventSink that drops everything."""
+
+
+# --- results of the job verbs --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitResult(Event):
+    """The end of a submission. Its JSON is the last line of `run --json`."""
+
+    submitted: tuple[tuple[str, str | None], ...] = ()  # (job, SLURM id or None for the agent)
+    skipped: tuple[tuple[str, str], ...] = ()  # (job, reason)
+    errors: tuple[tuple[str, str], ...] = ()  # (job, message)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "submitted": [{"job": j, "slurm_id": s} for j, s in self.submitted],
+            "skipped": [{"job": j, "reason": r} for j, r in self.skipped],
+            "errors": [{"job": j, "error": e} for j, e in self.errors],
+        }
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job: str
+    ok: bool
+    detail: str
+    slurm_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job, "ok": self.ok, "detail": self.detail, "slurm_id": self.slurm_id}
+
+
+@dataclass(frozen=True)
+class CancelReport(Event):
+    """The end of a cancel: one outcome per job asked for. Its JSON is `cancel --json`."""
+
+    results: tuple[CancelResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"results": [r.to_json() for r in self.results]}
+
+
+@dataclass(frozen=True)
+class RollUp:
+    """One run's (or `@group`'s) state over its jobs."""
+
+    name: str
+    state: JobStateKind
+    counts: Mapping[str, int]  # state value -> number of jobs
+    total: int
+    stale: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.name, "state": self.state.value, "counts": dict(self.counts),
+            "total": self.total, "stale": self.stale,
+        }  # fmt: skip
+
+
+def job_state_json(s: JobState) -> dict[str, Any]:
+    return {
+        "job": s.job, "run": s.run, "state": s.state.value, "slurm_id": s.slurm_id,
+        "exit_code": s.exit_code, "elapsed": s.elapsed, "node": s.node, "reason": s.reason,
+        "waiting_on_runs": list(s.waiting_on), "stale": s.stale,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StatusReport(Event):
+    """Every job's state and every run's roll-up at one refresh. Its JSON is `status --json`."""
+
+    jobs: tuple[JobState, ...] = ()
+    runs: tuple[RollUp, ...] = ()
+    stale_since: float | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobs": [job_state_json(s) for s in self.jobs],
+            "runs": [r.to_json() for r in self.runs],
+            "stale_since": self.stale_since,
+            "error": self.error,
+        }

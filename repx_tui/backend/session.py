@@ -1,31 +1,51 @@
-"""TargetSession: one target, ONE transport (one SSH login), the resolved remote layout.
+"""TargetSession: one target, ONE transport (one login), the resolved remote layout, and every
+verb a front end needs, with the same meaning for every caller.
 
-Everything a front end does with a target goes through a session: sync now; submit, status,
-cancel and logs are added by their own modules on top of `transport` and `layout`.
+    async with TargetSession(target, emit, lab=lab, scheduler="slurm") as session:
+        await session.run(lab.resolve(["simulation"]), resources=resources)
+        await session.watch(stop)
 
-    async with TargetSession(target, emit) as session:
-        summary = await session.sync(lab)
+Verbs report progress and results as events (emit); they also return what they report, for
+callers that are not front ends (tests, benchmarks).
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import asyncio
+from typing import Iterable, Sequence
 
 from repx_tui.backend.config import Target
-from repx_tui.backend.errors import TransportError
-from repx_tui.backend.events import EventSink, discard
+from repx_tui.backend.errors import RepxError, TransportError
+from repx_tui.backend.events import (
+    CancelReport, EventSink, JobState, LogChunk, StatusReport, SubmitResult, SyncSummary, discard,
+)
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
-from repx_tui.backend.sync import SyncSummary, resolve_layout, sync_lab
+from repx_tui.backend.logs import LogFollower, Stream
+from repx_tui.backend.resources import Resources
+from repx_tui.backend.sync import resolve_layout, sync_lab
 from repx_tui.backend.transport import Transport, open_transport
 
 
 class TargetSession:
-    def __init__(self, target: Target, emit: EventSink = discard, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        emit: EventSink = discard,
+        *,
+        lab: Lab | None = None,
+        scheduler: str | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self.target = target
         self.emit = emit
+        self.lab = lab
+        self.scheduler = scheduler or target.scheduler()
         self._transport = transport
         self._layout: RemoteLayout | None = None
+        self._watcher = None  # the StatusWatcher of this Lab, made on first use
+
+    # --- connection ---------------------------------------------------------------------
 
     @property
     def transport(self) -> Transport:
@@ -46,23 +66,139 @@ class TargetSession:
     async def connect(self) -> "TargetSession":
         """Open the transport (idempotent) and resolve base_path/node_local_path on the target."""
         if self._transport is None:
-            self._transport = open_transport(self.target, self.emit)
+            self._transport = open_transport(self.target, lambda event: self.emit(event))
         await self._transport.connect()
         if self._layout is None:
             self._layout = await resolve_layout(self._transport, self.target)
         return self
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher = None
         if self._transport is not None:
             await self._transport.close()
         self._layout = None
 
-    async def sync(self, lab: Lab, runs: Iterable[str] | None = None) -> SyncSummary:
-        await self.connect()
-        return await sync_lab(self.transport, lab, self.layout, self.emit, runs=runs)
-
     async def __aenter__(self) -> "TargetSession":
         return await self.connect()
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def use_lab(self, lab: Lab) -> None:
+        """Switch the session to another Lab (the connection stays)."""
+        if lab is not self.lab:
+            self.lab = lab
+            self._watcher = None
+
+    def require_lab(self) -> Lab:
+        if self.lab is None:
+            raise RepxError("no Lab chosen", hint="give one with --lab PATH")
+        return self.lab
+
+    # --- verbs --------------------------------------------------------------------------
+
+    async def sync(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> SyncSummary:
+        """Phases 1-3 for the Lab (the session's by default); `runs` limits the images sent."""
+        await self.connect()
+        return await sync_lab(self.transport, lab or self.require_lab(), self.layout, self.emit, runs=runs)
+
+    async def submit(
+        self,
+        job_ids: Sequence[str],
+        *,
+        resources: Resources | None = None,
+        execution_type: str | None = None,
+        allow_missing_runs: bool = False,
+    ) -> SubmitResult:
+        """Phase 4 alone: hand job_ids to the session's scheduler (the Lab must be synced)."""
+        from repx_tui.backend.schedulers import submit
+
+        await self.connect()
+        return await submit(
+            self.transport, self.layout, self.require_lab(), self.target, job_ids, scheduler=self.scheduler,
+            resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
+            emit=self.emit,
+        )  # fmt: skip
+
+    async def run(
+        self,
+        job_ids: Sequence[str],
+        *,
+        resources: Resources | None = None,
+        execution_type: str | None = None,
+        allow_missing_runs: bool = False,
+    ) -> SubmitResult:
+        """What `run` means everywhere: refuse a missing source run before anything is sent,
+        sync what these jobs need, submit them."""
+        from repx_tui.backend.schedulers import check_source_runs
+
+        lab = self.require_lab()
+        await self.connect()
+        if not allow_missing_runs:
+            await check_source_runs(self.transport, self.layout, lab, self.target, self.scheduler, job_ids)
+        await self.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+        return await self.submit(
+            job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs
+        )
+
+    def watcher(self):
+        """The status watcher of this session's Lab (one per Lab: polls never overlap)."""
+        from repx_tui.backend.status import StatusWatcher
+
+        if self._watcher is None:
+            self._watcher = StatusWatcher(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
+                                          lambda event: self.emit(event))
+        return self._watcher
+
+    async def status(self) -> StatusReport:
+        """One refresh, reported whole: every job's state and every run's roll-up."""
+        await self.connect()
+        watcher = self.watcher()
+        await watcher.poll_once()
+        report = watcher.report()
+        self.emit(report)
+        return report
+
+    async def poll(self) -> dict[str, JobState]:
+        """One status refresh (emits JobsChanged with what changed)."""
+        await self.connect()
+        return await self.watcher().poll_once()
+
+    async def watch(self, stop: asyncio.Event | None = None) -> None:
+        """Keep polling (never under the SLURM floor) until `stop` is set or the task is cancelled."""
+        await self.connect()
+        await self.watcher().watch(stop)
+
+    def refresh_soon(self) -> None:
+        if self._watcher is not None:
+            self._watcher.refresh_soon()
+
+    async def cancel(self, job_ids: Sequence[str]) -> CancelReport:
+        """Cancel exactly job_ids (front ends expand a choice with Lab.with_dependants and show
+        that list first); a running watch is asked for a refresh right after."""
+        from repx_tui.backend.cancel import cancel_jobs
+
+        await self.connect()
+        report = await cancel_jobs(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
+                                   list(job_ids), self.emit)
+        self.refresh_soon()
+        return report
+
+    def log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None) -> LogFollower:
+        """A follower of one job's log (or a scatter-gather unit's, `sub` = `branch-0/step-x`)."""
+        return LogFollower(self.transport, self.layout, job_id, stream, sub, emit=self.emit)
+
+    async def tail_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None,
+                       lines: int = 50) -> LogChunk | None:
+        await self.connect()
+        follower = self.log(job_id, stream, sub)
+        chunk = await follower.tail(lines)
+        if chunk is None and await self.transport.file_size(follower.path) is None:
+            raise RepxError(f"no {stream} log yet for {job_id} ({follower.path})", hint="has the job started?")
+        return chunk
+
+    async def follow_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None, *,
+                         tail_lines: int | None = 50, stop: asyncio.Event | None = None) -> None:
+        await self.connect()
+        await self.log(job_id, stream, sub).follow(stop, tail_lines=tail_lines)

@@ -1,14 +1,18 @@
-"""`repx-tui cancel JOB_OR_RUN... --lab PATH --target NAME [--yes] [--json]`."""
+"""`repx-tui cancel JOB_OR_RUN... --lab PATH --target NAME [--yes] [--json]`.
+
+Cancels what was named and every job that can only run after it (Lab.with_dependants), the same
+list the TUI's cancel dialog shows.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from repx_tui.backend.cancel import cancel_jobs
 from repx_tui.backend.errors import RepxError
-from repx_tui.headless.status import open_session
+from repx_tui.backend.events import CancelReport
+from repx_tui.headless.common import open_session
+from repx_tui.headless.render import renderer
 
 
 def confirm(jobs: list[str], chosen: set[str], target: str) -> bool:
@@ -28,21 +32,15 @@ def confirm(jobs: list[str], chosen: set[str], target: str) -> bool:
 
 
 async def main(args: argparse.Namespace) -> int:
+    render = renderer(args.json)
     async with open_session(args) as session:
-        chosen = session.lab.select(args.jobs)
-        jobs = session.lab.with_dependants(chosen)  # the same list the TUI's dialog shows
+        lab = session.require_lab()
+        chosen = lab.select(args.jobs)
+        jobs = lab.with_dependants(chosen)
         if not args.yes and not confirm(jobs, set(chosen), session.target.name):
             print("nothing cancelled", file=sys.stderr)
             return 1
-        report = await cancel_jobs(
-            session.transport, session.layout, session.lab, session.target, session.scheduler, jobs
-        )
-    if getattr(args, "json", False):
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        for r in report.results:
-            mark = "cancelled" if r.ok else "not cancelled"
-            sid = f" (slurm {r.slurm_id})" if r.slurm_id else ""
-            print(f"{r.job}{sid}: {mark}: {r.detail}")
+        session.emit = lambda event: render(event) if isinstance(event, CancelReport) else None
+        report = await session.cancel(jobs)
     # a dependant that was never submitted or already finished is nothing to worry about
     return 0 if all(r.ok for r in report.results if r.job in chosen) else 1

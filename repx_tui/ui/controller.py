@@ -22,6 +22,8 @@ from repx_tui.backend.events import Event
 if TYPE_CHECKING:
     from textual.app import App
 
+    from repx_tui.backend.session import TargetSession
+
 
 class BackendEventMessage(Message):
     """One backend event, unchanged."""
@@ -65,8 +67,7 @@ class Controller:
         self.lab: Any = None
         self.lab_path: str | None = None
         self.target: Target | None = None
-        self.watcher: Any = None  # the running StatusWatcher, so a cancel can ask for a poll
-        self._session: Any = None
+        self._sessions: dict[str, TargetSession] = {}  # target name -> its one session
         self._session_lock = asyncio.Lock()  # status, run, cancel and logs may all connect at once
 
     # --- event plumbing ---------------------------------------------------------------
@@ -119,17 +120,20 @@ class Controller:
 
         return self._start("lab", load)
 
-    async def session(self) -> Any:
-        """One connection per target for the whole app session, shared by every task."""
+    async def session(self) -> "TargetSession":
+        """One session per target for the whole app: switching back to a target reuses its
+        connection (no second login); the session follows the Lab that is open."""
         from repx_tui.backend.session import TargetSession
 
-        _lab, target = self._require()
+        lab, target = self._require()
         async with self._session_lock:  # one connect at a time: the transport's connect is not re-entrant
-            if self._session is None or self._session.target != target:
-                if self._session is not None:
-                    await self._session.close()
-                self._session = TargetSession(target, self.emit)
-            return await self._session.connect()
+            session = self._sessions.get(target.name)
+            if session is None or session.target != target:
+                session = TargetSession(target, self.emit, lab=lab,
+                                        scheduler=target.scheduler(self.config.default_scheduler))
+                self._sessions[target.name] = session
+            session.use_lab(lab)
+            return await session.connect()
 
     @property
     def scheduler(self) -> str:
@@ -140,18 +144,9 @@ class Controller:
         """Sync the Lab to the target, submit the runs, then (optionally) watch their states."""
 
         async def go() -> Any:
-            from repx_tui.backend.schedulers import check_source_runs, submit
-
-            lab, target = self._require()
-            job_ids = lab.resolve(list(runs))
+            lab, _target = self._require()
             session = await self.session()
-            if not options.get("allow_missing_runs"):
-                await check_source_runs(session.transport, session.layout, lab, target, self.scheduler, job_ids)
-            await session.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
-            result = await submit(
-                session.transport, session.layout, lab, target, job_ids,
-                scheduler=self.scheduler, emit=self.emit, **options,
-            )  # fmt: skip
+            result = await session.run(lab.resolve(list(runs)), **options)
             for job, message in result.errors:
                 self.app.post_message(BackendFailed("submit", RepxError(f"{job}: {message}")))
             if watch:
@@ -162,43 +157,31 @@ class Controller:
 
     def watch_status(self) -> Worker:
         async def go() -> None:
-            from repx_tui.backend.status import StatusWatcher
-
-            lab, target = self._require()
             session = await self.session()
-            self.watcher = StatusWatcher(session.transport, session.layout, lab, target, self.scheduler, self.emit)
-            await self.watcher.watch()
+            await session.watch()
 
         return self._start("status", go)
 
     def cancel(self, job_ids: Sequence[str]) -> Worker:
-        async def go() -> Any:
-            from repx_tui.backend.cancel import cancel_jobs
+        """Cancel exactly job_ids: the cancel dialog already expanded and showed them."""
 
-            lab, target = self._require()
+        async def go() -> Any:
             session = await self.session()
-            report = await cancel_jobs(
-                session.transport, session.layout, lab, target, self.scheduler, list(job_ids), self.emit
-            )
-            if self.watcher is not None:
-                self.watcher.refresh_soon()
-            return report
+            return await session.cancel(list(job_ids))
 
         return self._start("cancel", go)
 
-    def follow_log(self, job_id: str, stream: str = "stdout") -> Worker:
+    def follow_log(self, job_id: str, stream: str = "stdout", sub: str | None = None) -> Worker:
         async def go() -> None:
-            from repx_tui.backend.logs import LogFollower
-
             session = await self.session()
-            await LogFollower(session.transport, session.layout, job_id, stream, emit=self.emit).follow()
+            await session.follow_log(job_id, stream, sub)  # type: ignore[arg-type]
 
         return self._start("logs", go)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     def stop(self, group: str) -> None:
         self.app.workers.cancel_group(self.app, group)

@@ -111,9 +111,11 @@ def test_whole_lab_runs_on_slurm_with_resolved_resources(cluster, tmp_path):
         "demo-report: run simulation has 7 jobs; 2 sums, total 28\n")
     assert list((base / "outputs" / consumer / "repx").glob("slurm-*.out"))
 
-    records = [json.loads(p.read_text()) for p in (base / "submissions" / lab.lab_id).glob("*.json")]
-    assert {"lab_id", "user", "host", "time", "jobs"} <= set(records[0])
-    assert any(r["jobs"] == ids for r in records) and all(r["user"] == "root" for r in records)
+    # one JSON line per SLURM id, appended as sbatch answered
+    records = [json.loads(line) for p in (base / "submissions" / lab.lab_id).glob("*.json")
+               for line in p.read_text().splitlines()]
+    assert {"lab_id", "user", "host", "time", "job", "slurm_id"} <= set(records[0])
+    assert {r["job"]: r["slurm_id"] for r in records} == ids and all(r["user"] == "root" for r in records)
 
 
 def test_failed_job_gives_fail_and_its_dependants_never_run(cluster, tmp_path):

@@ -283,7 +283,7 @@ async def test_images_phase_only_takes_the_images_of_the_given_runs(tmp_path):
     async with TargetSession(target, events) as session:
         summary = await sync_lab(session.transport, Lab.load(native), target, events, runs=["simulation"])
     assert summary.phase(Phase.IMAGES).status == "skipped"
-    assert summary.layers == []
+    assert summary.layers == ()
 
 
 # --- headless CLI -------------------------------------------------------------------------------

@@ -8,13 +8,12 @@ running, are skipped, so submitting twice never duplicates work.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
 from repx_tui.backend.events import (
-    EventSink, JobSkipped, JobStateKind, JobSubmitted, Notice, Phase, PhaseDone, PhaseStarted, discard,
+    EventSink, JobSkipped, JobStateKind, JobSubmitted, Notice, Phase, PhaseDone, PhaseStarted, SubmitResult, discard,
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
@@ -22,39 +21,27 @@ from repx_tui.backend.resources import Resources
 from repx_tui.backend.transport.base import Transport
 
 
-@dataclass
-class SubmitResult:
-    submitted: list[tuple[str, str | None]] = field(default_factory=list)  # (job, SLURM id or None)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (job, reason)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (job, message)
-
-    def to_json(self) -> dict:
-        return {
-            "submitted": [{"job": j, "slurm_id": s} for j, s in self.submitted],
-            "skipped": [{"job": j, "reason": r} for j, r in self.skipped],
-            "errors": [{"job": j, "error": e} for j, e in self.errors],
-        }
-
-
 def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
     """The helpers answer `job<TAB>ID|QUEUED` or `job<TAB>SKIPPED|ERROR<TAB>detail` per job."""
-    result = SubmitResult()
+    submitted: list[tuple[str, str | None]] = []
+    skipped: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = []
     for line in text.splitlines():
         parts = line.split("\t", 2)
         if len(parts) < 2:
             continue
         job, verdict, detail = parts[0], parts[1], parts[2] if len(parts) > 2 else ""
         if verdict == "SKIPPED":
-            result.skipped.append((job, detail))
+            skipped.append((job, detail))
             emit(JobSkipped(job=job, reason=detail))
         elif verdict == "ERROR":
-            result.errors.append((job, detail))
+            errors.append((job, detail))
             emit(Notice(level="error", message=f"{job}: {detail}"))
         else:
             slurm_id = None if verdict == "QUEUED" else verdict
-            result.submitted.append((job, slurm_id))
+            submitted.append((job, slurm_id))
             emit(JobSubmitted(job=job, slurm_id=slurm_id))
-    return result
+    return SubmitResult(tuple(submitted), tuple(skipped), tuple(errors))
 
 
 def upstream_for_submit(lab: Lab, job_id: str, batch: set[str], allow_missing_runs: bool) -> tuple[list[str], list[str]]:
@@ -136,6 +123,7 @@ async def submit(
         phase=Phase.SUBMIT, files_sent=len(result.submitted), seconds=time.monotonic() - started,
         detail=f"{len(result.submitted)} submitted, {len(result.skipped)} skipped, {len(result.errors)} failed",
     ))
+    emit(result)
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from repx_tui.backend.events import JobState, JobStateKind
+from repx_tui.backend.events import JobState, JobStateKind, RollUp, job_state_json
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.status.slurm import AcctEntry, QueueEntry, slurm_kind
 from repx_tui.backend.status.snapshot import AgentJob, RemoteSnapshot
@@ -274,21 +274,6 @@ _ROLLUP_ORDER = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class RollUp:
-    name: str
-    state: JobStateKind
-    counts: Mapping[str, int]  # state value -> number of jobs
-    total: int
-    stale: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.name, "state": self.state.value, "counts": dict(self.counts),
-            "total": self.total, "stale": self.stale,
-        }  # fmt: skip
-
-
 def roll_up_kind(kinds: Iterable[JobStateKind]) -> JobStateKind:
     """A run's (or group's) state: running > failed > ... > blocked; succeeded only if all did."""
     present = set(kinds)
@@ -354,12 +339,4 @@ class LabView:
 
 def states_json(states: Mapping[str, JobState]) -> list[dict[str, Any]]:
     """The headless `jobs` list shape."""
-    return [
-        {
-            "job": s.job, "run": s.run, "state": s.state.value, "slurm_id": s.slurm_id,
-            "exit_code": s.exit_code, "elapsed": s.elapsed, "node": s.node, "reason": s.reason,
-            "waiting_on_runs": list(s.waiting_on), "stale": s.stale,
-        }  # fmt: skip
-        for s in states.values()
-    ]
-
+    return [job_state_json(s) for s in states.values()]

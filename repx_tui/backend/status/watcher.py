@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from repx_tui.backend.errors import RepxError
-from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind
+from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind, StatusReport
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.status.merge import (
     LabView, MergeCache, RollUp, StatusInputs, diff_states, merge_states, needs_sacct, roll_up_runs,
@@ -103,6 +103,10 @@ class StatusWatcher:
 
     def runs(self) -> list[RollUp]:
         return roll_up_runs(self.states, self.view.groups)
+
+    def report(self) -> StatusReport:
+        """Every job's last known state and every run's roll-up, as one event."""
+        return StatusReport(tuple(self.states.values()), tuple(self.runs()), self.stale_since, self.error)
 
     # ---- fetching ----
 

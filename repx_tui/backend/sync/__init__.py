@@ -60,7 +60,7 @@ async def sync_lab(
     started = time.monotonic()
     layout = target if isinstance(target, RemoteLayout) else await resolve_layout(transport, target)
     ctx = SyncContext(transport=transport, layout=layout, emit=emit)
-    summary = SyncSummary()
+    layer_results: list[LayerResult] = []
     image_sync = ImageSync(ctx, lab, list(runs) if runs is not None else None)
     probed = asyncio.get_running_loop().create_future()
 
@@ -83,7 +83,7 @@ async def sync_lab(
 
     async def images() -> PhaseResult:
         result, layers = await image_sync.run()
-        summary.layers = layers
+        layer_results.extend(layers)
         return result
 
     images_task = asyncio.create_task(_phase(ctx, Phase.IMAGES, images))
@@ -110,9 +110,11 @@ async def sync_lab(
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception() from None
         raise
-    summary.phases = [tools, lab_result, images_result]
-    summary.ssh_connections = transport.authentications
-    summary.seconds = time.monotonic() - started
+    summary = SyncSummary(
+        phases=(tools, lab_result, images_result), layers=tuple(layer_results),
+        ssh_connections=transport.authentications, seconds=time.monotonic() - started,
+    )
+    emit(summary)
     return summary
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repx_tui.backend.events import EventSink, LayerAction, Phase, PhaseProgress
+from repx_tui.backend.events import (  # noqa: F401  (results re-exported for the phases)
+    EventSink, LayerAction, LayerResult, Phase, PhaseProgress, PhaseResult, SyncSummary,
+)
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.transport.base import Transport
 
@@ -59,68 +61,6 @@ class SyncContext:
 
     async def run_script(self, body: str, *args: str, input: bytes | None = None, check: bool = True):
         return await self.transport.run(self.script_argv(body, *args), input=input, check=check)
-
-
-@dataclass
-class PhaseResult:
-    name: Phase
-    status: str  # "done" | "skipped" | "failed"
-    files_sent: int = 0
-    bytes_sent: int = 0
-    seconds: float = 0.0
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name.value,
-            "status": self.status,
-            "files_sent": self.files_sent,
-            "bytes_sent": self.bytes_sent,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass
-class LayerResult:
-    image: str
-    digest: str
-    size: int
-    action: LayerAction
-    bytes_sent: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "digest": self.digest,
-            "size": self.size,
-            "action": self.action.value,
-            "bytes_sent": self.bytes_sent,
-        }
-
-
-@dataclass
-class SyncSummary:
-    phases: list[PhaseResult] = field(default_factory=list)
-    layers: list[LayerResult] = field(default_factory=list)
-    ssh_connections: int = 0
-    seconds: float = 0.0
-
-    @property
-    def bytes_sent(self) -> int:
-        return sum(p.bytes_sent for p in self.phases)
-
-    def phase(self, name: Phase | str) -> PhaseResult | None:
-        key = name.value if isinstance(name, Phase) else name
-        return next((p for p in self.phases if p.name.value == key), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "phases": [p.to_json() for p in self.phases],
-            "layers": [layer.to_json() for layer in self.layers],
-            "bytes_sent": self.bytes_sent,
-            "ssh_connections": self.ssh_connections,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 class Throttle:
