@@ -25,7 +25,7 @@ from repx_tui.backend.schedulers.jobspec import sink_step
 from repx_tui.backend.schedulers.slurm import checked_directives, job_directives
 from tests import labgen
 
-SETTINGS = settings(deadline=None, max_examples=120, derandomize=True,
+SETTINGS = settings(deadline=None, max_examples=120, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DEEP = "__deep_nesting__"
 ODD_TEXT = ["", ".", "..", "../x", "/etc/passwd", "a b", "$(id)", "x\ny", "\x00", "-rf", "é", "\u2028",
