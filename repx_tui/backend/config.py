@@ -52,7 +52,7 @@ def _mount_paths(v: Any) -> bool | str:
 
 
 def _pos_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000
 
 
 def _one_of(*choices: str):
