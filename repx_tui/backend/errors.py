@@ -45,6 +45,11 @@ class TransportError(RepxError):
     """A target cannot be reached, authenticated or commanded."""
 
 
+class ConnectionDropped(TransportError):
+    """The connection went away under a running operation; the caller may retry it (the
+    transport reconnects on the next use)."""
+
+
 class HostKeyError(TransportError):
     """The target's host key is unknown or changed."""
 

@@ -19,7 +19,7 @@ from repx_tui.backend.errors import HostKeyError, SyncError
 from repx_tui.backend.events import ConnectionState, LayerAction, LayerProgress, Phase, PhaseFailed
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.session import TargetSession
-from repx_tui.backend.sync import hosttools, images, sync_lab
+from repx_tui.backend.sync import hosttools, images, plan, sync_lab
 from repx_tui.backend.sync import lab as lab_phase
 from repx_tui.backend.transport.ssh import SshTransport
 from tests import labgen
@@ -323,12 +323,11 @@ def test_headless_sync_error_is_one_line(tmp_path, lab_dir):
 
 
 SCRIPTS = {
-    "probe": hosttools.PROBE_SCRIPT,
+    "probe": plan.PROBE_SCRIPT,
     "install": hosttools.INSTALL_SCRIPT,
     "copy-tools": hosttools.COPY_SCRIPT,
     "list": images.LIST_SCRIPT,
     "node-local": images.NODE_LOCAL_SCRIPT,
-    "verify": images.VERIFY_SCRIPT,
     "receive": images.RECEIVE_SCRIPT,
     "image": images.IMAGE_SCRIPT,
     "metadata": lab_phase.METADATA_SCRIPT,

@@ -1,9 +1,9 @@
 """Phase 1: the Lab's static host tools -> `<base>/host-tools/<hash>/bin`, content-addressed.
 
-One round trip decides: it also creates base_path (failing clearly when it cannot) and finds
-the target's own rsync. When the tools are missing they travel as one tar (links
-dereferenced) to a staging directory, are checked with sha256sum, and the staging directory
-is renamed into place, so `<hash>/` only ever exists complete.
+The sync's probe (plan.py) says whether they are complete. When they are missing they travel as
+one tar (links dereferenced) to a staging directory, or are copied out of the Lab's content
+already on the target, are checked with sha256sum, and the staging directory is renamed into
+place, so `<hash>/` only ever exists complete.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ import secrets
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from repx_tui.backend.errors import SyncError
-from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
+from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
-from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import (
     PhaseResult,
     RateMeter,
@@ -31,29 +29,9 @@ from repx_tui.backend.sync.common import (
     out_of_space,
     progress_event,
 )
-from repx_tui.backend.sync.images import LIST_FUNCTION, ImageSync
+from repx_tui.backend.sync.plan import PhaseGates, SyncPlan
 
 MARKER = ".repx-complete"  # sha256sum-format list of bin/<tool>; written last, inside the staging dir
-
-# $1 base, $2 host-tools dir, $3 the Lab manifest on the target, $4 the lab-synced marker,
-# then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
-# Prints "complete" or "missing" (or "unwritable <user>"), the target's rsync (or "-"), the
-# sha256 of the target's Lab manifest and of the marker's content (or "-"), for phase 2, then
-# phase 3's listing: the whole "what is there" of a sync is ONE round trip.
-PROBE_SCRIPT = LIST_FUNCTION + r"""
-if ! mkdir -p "$1/artifacts" "$1/host-tools" 2>/dev/null || [ ! -w "$1" ]; then
-  echo "unwritable $(id -un 2>/dev/null || echo '?')"
-  exit 0
-fi
-if [ -f "$2/.repx-complete" ]; then echo complete; else echo missing; fi
-command -v rsync || echo -
-manifest=- marker=-
-if [ -f "$3" ]; then manifest=$(sha256sum < "$3"); manifest=${manifest%% *}; fi
-if [ -f "$4" ]; then marker=$(cat "$4"); fi
-echo "$manifest $marker"
-shift 4
-if [ "$#" -gt 0 ]; then list_images "$@"; fi
-"""
 
 # The end of both installs: $2 a complete staging dir (checked here), $3 the final dir.
 _PLACE = r"""
@@ -85,33 +63,19 @@ done < "$2/.repx-complete"
 """ + _PLACE
 
 
-async def sync_host_tools(
-    ctx: SyncContext,
-    lab: Lab,
-    image_sync: ImageSync | None = None,
-    on_probed: Callable[[], None] | None = None,
-    lab_content_placed: Callable[[], Awaitable[None]] | None = None,
-) -> PhaseResult:
-    """Phase 1; its probe also answers phase 2's "is this Lab already there" and, given
-    `image_sync`, phase 3's listing, all in one round trip. `on_probed` is called once that
-    answer is in (the other phases may start then, while the tools are still installing).
-    Given `lab_content_placed` (returns once phase 2 put the Lab's content, tools included,
-    on the target) and a target with its own rsync, missing tools are copied from there
-    instead of being sent a second time."""
+async def sync_host_tools(ctx: SyncContext, lab: Lab, plan: SyncPlan, gates: PhaseGates) -> PhaseResult:
+    """Phase 1: nothing when the probe found the tools complete. On a target with its own rsync
+    the tools are copied out of the Lab's content once phase 2 placed it (nothing sent twice);
+    otherwise they are sent as one tar, which phase 2 waits for (it needs the Lab's rsync)."""
     meter = RateMeter()
     tools_hash = lab.host_tools_dir
-    dest = ctx.layout.host_tools(tools_hash)
-    ctx.emit(PhaseStarted(Phase.HOST_TOOLS, detail=tools_hash))
-    state = await _probe(ctx, lab, dest, image_sync)
-    ctx.tools_bin = posixpath.join(dest, "bin")
-    if on_probed is not None:
-        on_probed()
-    if state == "complete":
+    dest = plan.tools_dir
+    if plan.tools_complete:
         reason = f"host-tools/{tools_hash[:12]} already complete on the target"
         ctx.emit(PhaseSkipped(Phase.HOST_TOOLS, reason))
         return PhaseResult(Phase.HOST_TOOLS, "skipped", seconds=meter.elapsed, detail=reason)
-    if lab_content_placed is not None and ctx.target_rsync and _inside(lab.host_tools_path, lab.root):
-        await lab_content_placed()
+    if plan.target_rsync and _inside(lab.host_tools_path, lab.root):
+        await gates.lab_content_placed.wait()
         copied = await _copy_from_lab(ctx, lab, dest)
         if copied is not None:
             detail = f"{tools_hash} (copied from the Lab on the target: nothing sent twice)"
@@ -122,36 +86,6 @@ async def sync_host_tools(
     return PhaseResult(Phase.HOST_TOOLS, "done", files, size, meter.elapsed, tools_hash)
 
 
-async def _probe(ctx: SyncContext, lab: Lab, dest: str, image_sync: ImageSync | None) -> str:
-    """One round trip: base_path writable, host tools complete, the target's rsync,
-    whether the target's Lab tree is the one phase 2 last completed for this very Lab, and
-    which image layers and image directories the target already has."""
-    manifest = ctx.layout.lab_manifest(lab.lab_id)  # the Lab's own copy: no other Lab replaces it
-    listing = image_sync.listing_args() if image_sync is not None else []
-    local_manifest = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
-    result = await ctx.run_script(PROBE_SCRIPT, ctx.layout.base, dest, manifest, lab_marker_path(ctx, lab), *listing)
-    lines = result.stdout.splitlines()[:3] + ["-", "- -"]
-    first = lines[0].split() if lines else ["?"]
-    if first[0] == "unwritable":
-        local_manifest.cancel()
-        user = first[1] if len(first) > 1 else "the login user"
-        raise SyncError(
-            f"{ctx.transport.name}: base_path {ctx.layout.base} cannot be created or written by {user}",
-            hint="fix the directory's permissions, or set another base_path for this target in config.toml",
-        )
-    ctx.target_rsync = lines[1].strip() if lines[1].startswith("/") else None
-    remote_manifest, marker = (lines[2].split() + ["-", "-"])[:2]
-    ctx.lab_current = remote_manifest != "-" and marker == await local_manifest
-    if image_sync is not None:
-        image_sync.use_listing("\n".join(result.stdout.splitlines()[3:]))
-    return first[0]
-
-
-def lab_marker_path(ctx: SyncContext, lab: Lab) -> str:
-    """Holds the sha256 of this Lab's manifest once phase 2 completed its tree on this base."""
-    return posixpath.join(ctx.layout.base, ".repx", "synced", safe_component(lab.lab_id, "lab id"))
-
-
 async def _install(ctx: SyncContext, lab: Lab, dest: str, meter: RateMeter) -> tuple[int, int]:
     with tempfile.TemporaryDirectory(prefix="repx-tools-") as tmp:
         bundle = Path(tmp) / "host-tools.tar"
@@ -159,7 +93,6 @@ async def _install(ctx: SyncContext, lab: Lab, dest: str, meter: RateMeter) -> t
         size = bundle.stat().st_size
         parent = posixpath.dirname(dest)
         token = secrets.token_hex(4)
-        remote_tar = posixpath.join(parent, f".upload-{token}.tar")
         staging = posixpath.join(parent, f".staging-{posixpath.basename(dest)}-{token}")
         throttle = Throttle()
 
@@ -167,13 +100,9 @@ async def _install(ctx: SyncContext, lab: Lab, dest: str, meter: RateMeter) -> t
             if throttle.ready(done >= total):
                 ctx.emit(progress_event(Phase.HOST_TOOLS, done, total, meter, total_files=count))
 
-        send_to_command = getattr(ctx.transport, "run_with_file", None)
-        if send_to_command is not None:  # one channel: the tar streams straight into tar -x
-            argv = ["bash", "-c", _with_preamble(INSTALL_SCRIPT), "repx", "-", staging, dest]
-            result = await send_to_command(argv, bundle, progress=progress, check=False)
-        else:
-            await ctx.transport.upload(bundle, remote_tar, progress=progress)
-            result = await ctx.transport.run_script(_with_preamble(INSTALL_SCRIPT), remote_tar, staging, dest, check=False)
+        # one channel: the tar streams straight into tar -x
+        argv = ["bash", "-c", _with_preamble(INSTALL_SCRIPT), "repx", "-", staging, dest]
+        result = await ctx.transport.run_with_file(argv, bundle, progress=progress, check=False)
         if not result.ok:
             raise SyncError(
                 f"{ctx.transport.name}: installing host tools into {dest} failed: "
@@ -243,4 +172,4 @@ def _bundle(bin_dir: Path, out: Path) -> int:
 
 
 
-__all__ = ["sync_host_tools", "MARKER", "PROBE_SCRIPT", "INSTALL_SCRIPT"]
+__all__ = ["sync_host_tools", "MARKER", "INSTALL_SCRIPT"]

@@ -20,7 +20,6 @@ import io
 import posixpath
 import secrets
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -45,22 +44,15 @@ from repx_tui.backend.sync.layerstore import (  # noqa: F401  (the scripts are p
     LIST_SCRIPT,
     PLACE_SCRIPT,
     RECEIVE_SCRIPT,
-    VERIFY_SCRIPT,
+    RemoteState,
     records_dir,
+    refuse_links,
+    parse_listing,
 )
 
 PARALLEL_UPLOADS = 4
 
 NODE_LOCAL_SCRIPT = PLACE_SCRIPT  # the name phase 3 has always used for "place without sending"
-
-
-@dataclass
-class RemoteState:
-    images: dict[str, tuple[str | None, str | None]]  # dir -> (manifest sha256, tag link)
-    store: dict[str, int | None]  # digest -> size in the layer store
-    recorded: dict[str, str | None]  # digest -> the sha256 its valid record vouches for
-    node_local: dict[str, int | None]  # digest -> size in node_local_path
-    links: list[str]  # directories the sync would write into that are symbolic links
 
 
 def images_for(lab: Lab, runs: Iterable[str] | None) -> list[Image]:
@@ -82,58 +74,25 @@ async def sync_images(ctx: SyncContext, lab: Lab, runs: Iterable[str] | None = N
 
 
 class ImageSync:
-    """Phase 3 for a set of images. Its listing normally rides on phase 1's probe (one round
-    trip for both: `listing_args()` in, `use_listing(stdout)` out); without it, `run` lists."""
+    """Phase 3 for a set of images. What the target already has comes from the sync's one probe
+    (`listing_args()` go into it, SyncPlan.images comes out); `run(None)` lists by itself."""
 
     def __init__(self, ctx: SyncContext, lab: Lab, runs: Iterable[str] | None = None) -> None:
         images = images_for(lab, runs)
         self.impl = _ImageSync(ctx, lab, images) if images else None
         self.ctx = ctx
         self.lab = lab
-        self._state: RemoteState | None = None
 
     def listing_args(self) -> list[str]:
         """Arguments of LIST_FUNCTION for these images ([] when there is nothing to list)."""
         return self.impl.listing_args() if self.impl is not None else []
 
-    def use_listing(self, stdout: str) -> None:
-        if self.impl is not None:
-            self._state = parse_listing(stdout)
-            refuse_links(self.ctx.transport.name, self._state)
-
-    async def run(self) -> tuple[PhaseResult, list[LayerResult]]:
+    async def run(self, state: RemoteState | None = None) -> tuple[PhaseResult, list[LayerResult]]:
         if self.impl is None:
             reason = "the Lab has no container images" if not self.lab.images else "the selected runs use no image"
             self.ctx.emit(PhaseSkipped(Phase.IMAGES, reason))
             return PhaseResult(Phase.IMAGES, "skipped", detail=reason), []
-        state, self._state = self._state, None  # a retry after a dropped connection lists afresh
         return await self.impl.run(state)
-
-
-def parse_listing(stdout: str) -> RemoteState:
-    state = RemoteState({}, {}, {}, {}, [])
-    for line in stdout.splitlines():
-        kind, name, a, b, c = (line.split() + ["-"] * 4)[:5]
-        if kind == "I":
-            state.images[name] = (_opt(a), _opt(b))
-        elif kind == "L":
-            state.store[name] = _opt_int(a)
-            state.recorded[name] = _opt(b)
-            state.node_local[name] = _opt_int(c)
-        elif kind == "X":
-            state.links.append(line[2:])
-    return state
-
-
-def refuse_links(transport_name: str, state: RemoteState) -> None:
-    """Never write layers or image dirs through a link someone left on the target."""
-    if state.links:
-        raise SyncError(
-            f"{transport_name}: {state.links[0]} is a symbolic link on the target; "
-            "refusing to write image layers through it",
-            hint="repx-tui never makes a link there: remove it on the target (an earlier sync "
-                 "of an untrusted Lab may have left it), then sync again",
-        )
 
 
 class _ImageSync:
@@ -261,17 +220,12 @@ class _ImageSync:
 
         self.sent[digest] = 0
         source = self.lab.root / layer.store_path
-        send_to_command = getattr(self.ctx.transport, "run_with_file", None)
-        if send_to_command is not None:
-            # one channel: the bytes stream into tee | sha256sum on the target, which checks and renames
-            argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha, self.records)
-            result = await send_to_command(argv, source, progress=progress, check=False)
-            if not result.ok:
-                raise SyncError(f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
-                                hint="check free space under base_path on the target, then sync again")
-        else:
-            await self.ctx.transport.upload(source, tmp, progress=progress)
-            await self.ctx.run_script(VERIFY_SCRIPT, tmp, final, str(layer.size), sha, self.records)
+        # one channel: the bytes stream into tee | sha256sum on the target, which checks and renames
+        argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha, self.records)
+        result = await self.ctx.transport.run_with_file(argv, source, progress=progress, check=False)
+        if not result.ok:
+            raise SyncError(f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
+                            hint="check free space under base_path on the target, then sync again")
         self.sent[digest] = layer.size
         self._layer_event(digest, LayerAction.TRANSFERRED, done=True)
         self._phase_progress()
@@ -341,13 +295,3 @@ def _image_tar(image_dir: Path) -> bytes:
         for path in sorted(image_dir.rglob("*")):
             add_to_tar(tar, path, path.relative_to(image_dir).as_posix())
     return buf.getvalue()
-
-
-
-
-def _opt(value: str) -> str | None:
-    return None if value == "-" else value
-
-
-def _opt_int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None

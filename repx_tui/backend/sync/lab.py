@@ -4,11 +4,11 @@ An rsync pass and a metadata swap on the same connection (rsync's remote shell i
 second login):
   1. everything except the metadata (`lab/`, `revision/`) and the image layers and image
      directories (phase 3 sends those, layer by layer, at the same time as this pass);
-  2. once phase 3 is done (`before_metadata`), the metadata: one small tar through one round
+  2. once phases 1 and 3 are done (PhaseGates), the metadata: one small tar through one round
      trip (METADATA_SCRIPT), each changed file renamed into place, the manifest last, then the
      lab-synced marker, so the new metadata appears only once everything it points at is in
      place and a reader never sees half a Lab.
-Both passes are skipped when phase 1's probe found this very Lab complete on the target.
+Both passes are skipped when the sync's probe (SyncPlan) found this very Lab complete there.
 Both use --checksum: Nix gives every file mtime 1, so size+mtime would miss a changed file of
 the same size. Without -t, mtimes on the target never match anyway; --checksum is what decides.
 """
@@ -28,16 +28,15 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import humanize
 
-from repx_tui.backend.errors import SyncError
+from repx_tui.backend.errors import ConnectionDropped, SyncError
 from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import own_metadata_name
-from repx_tui.backend.sync.hosttools import lab_marker_path
+from repx_tui.backend.sync.plan import PhaseGates, SyncPlan, lab_marker_path
 from repx_tui.backend.sync.common import (
     PhaseResult, RateMeter, SyncContext, Throttle, add_to_tar, failure_reason, progress_event,
 )
@@ -109,31 +108,25 @@ class RsyncStats:
         return RsyncStats(self.files + other.files, self.size + other.size, self.wire + other.wire)
 
 
-async def sync_lab_tree(
-    ctx: SyncContext,
-    lab: Lab,
-    before_metadata: Callable[[], Awaitable[None]] | None = None,
-    before_rsync: Callable[[], Awaitable[None]] | None = None,
-    content_placed: Callable[[], None] | None = None,
-) -> PhaseResult:
-    """`content_placed` is called once the target has the Lab's content (all but metadata)."""
+async def sync_lab_tree(ctx: SyncContext, lab: Lab, plan: SyncPlan, gates: PhaseGates) -> PhaseResult:
+    """Phase 2. Opens gates.lab_content_placed once the target has the Lab's content (all but the
+    metadata); swaps the metadata in only once phases 1 and 3 succeeded."""
     meter = RateMeter()
-    if ctx.lab_current:
-        if content_placed is not None:
-            content_placed()
+    if plan.lab_current:
+        gates.lab_content_placed.set()
         reason = f"the target already has this Lab ({lab.lab_id}) complete"
         ctx.emit(PhaseSkipped(Phase.LAB, reason))
         return PhaseResult(Phase.LAB, "skipped", seconds=meter.elapsed, detail=reason)
     ctx.emit(PhaseStarted(Phase.LAB, detail=str(lab.root)))
-    if before_rsync is not None:
-        await before_rsync()
-    content = await _rsync(ctx, lab.root, CONTENT_EXCLUDES, meter, done_before=0)
-    if content_placed is not None:
-        content_placed()
+    if plan.target_rsync is None:  # the Lab's own rsync is needed on the target first
+        await gates.tools_installed(f"{ctx.transport.name}: the Lab was not sent")
+    content = await _rsync(ctx, plan, lab.root, CONTENT_EXCLUDES, meter, done_before=0)
+    gates.lab_content_placed.set()
     bundle = asyncio.create_task(asyncio.to_thread(metadata_tar, lab))
     manifest_sha = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
-    if before_metadata is not None:
-        await before_metadata()
+    not_updated = f"{ctx.transport.name}: the Lab's metadata was not updated"
+    await gates.tools_installed(not_updated)
+    await gates.images_installed(not_updated)
     metadata = await _swap_metadata(ctx, lab, await bundle, await manifest_sha)
     total = content + metadata
     detail = f"{total.files} files changed, {humanize.naturalsize(total.wire, binary=True)} on the wire"
@@ -206,11 +199,11 @@ def _compact(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
-def rsync_argv(ctx: SyncContext, source: Path, extra: list[str]) -> list[str]:
+def rsync_argv(ctx: SyncContext, plan: SyncPlan, source: Path, extra: list[str]) -> list[str]:
     argv = [local_rsync(source), *BASE_FLAGS, *extra]
     shell = ctx.transport.rsync_shell()
-    if shell is not None:
-        argv.append(f"--rsync-path={remote_rsync(ctx)}")
+    if shell is not None:  # the target's own rsync, else the Lab's static one from phase 1
+        argv.append(f"--rsync-path={plan.target_rsync or plan.tools_bin + '/rsync'}")
         argv += ["-e", shlex.join(shell)]
     dest = ctx.transport.rsync_destination(ctx.layout.artifacts.rstrip("/") + "/")
     return [*argv, f"{source}/", dest]
@@ -228,17 +221,9 @@ def local_rsync(lab_root: Path) -> str:
                     hint="install rsync (e.g. apt-get install rsync)")
 
 
-def remote_rsync(ctx: SyncContext) -> str:
-    """The target's own rsync when it has one, else the Lab's static one from phase 1."""
-    if ctx.target_rsync:
-        return ctx.target_rsync
-    if not ctx.tools_bin:
-        raise SyncError(f"{ctx.transport.name}: the target has no rsync and the host tools are not installed")
-    return f"{ctx.tools_bin}/rsync"
-
-
-async def _rsync(ctx: SyncContext, source: Path, extra: list[str], meter: RateMeter, done_before: int) -> RsyncStats:
-    argv = rsync_argv(ctx, source, extra)
+async def _rsync(ctx: SyncContext, plan: SyncPlan, source: Path, extra: list[str], meter: RateMeter,
+                 done_before: int) -> RsyncStats:
+    argv = rsync_argv(ctx, plan, source, extra)
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -289,11 +274,8 @@ def parse_stats(text: str) -> RsyncStats:
 
 
 def _raise_rsync_failure(ctx: SyncContext, status: int, stderr: str) -> None:
-    connected = getattr(ctx.transport, "is_connected", lambda: True)()
     last = failure_reason(stderr)
-    if not connected:
-        from repx_tui.backend.transport.ssh import ConnectionDropped
-
+    if not ctx.transport.is_connected():
         raise ConnectionDropped(f"{ctx.transport.name}: connection lost during rsync ({last})")
     raise SyncError(
         f"{ctx.transport.name}: rsync of the Lab failed (exit {status}): {last}",

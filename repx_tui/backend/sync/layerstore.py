@@ -17,6 +17,9 @@ hostile Lab would send the bytes outside base_path): they refuse it with one cle
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
+
+from repx_tui.backend.errors import SyncError
 
 RECORDS = posixpath.join(".repx", "verified")
 
@@ -176,11 +179,6 @@ mv -fT -- "$1" "$2"
 record_placed "$2" "$5/${2##*/}" "$4" || true
 """
 
-# The layer already uploaded to $1.
-VERIFY_SCRIPT = _CHECK_DIRS + r"""
-got_sha=$(sha256sum < "$1" | cut -d' ' -f1)
-""" + _CHECK_AND_PLACE
-
 # The layer itself on stdin. Hashing while writing (tee) checks the bytes as they arrive: no
 # second read of the file, no second channel.
 RECEIVE_SCRIPT = _CHECK_DIRS + r"""
@@ -207,3 +205,49 @@ rm -rf "$old"
 ln -sfn "$dir" "$images/.tag-$token"
 mv -T "$images/.tag-$token" "$images/$tag"
 """
+
+
+# --- what the listing says ----------------------------------------------------------------
+
+
+@dataclass
+class RemoteState:
+    images: dict[str, tuple[str | None, str | None]]  # dir -> (manifest sha256, tag link)
+    store: dict[str, int | None]  # digest -> size in the layer store
+    recorded: dict[str, str | None]  # digest -> the sha256 its valid record vouches for
+    node_local: dict[str, int | None]  # digest -> size in node_local_path
+    links: list[str]  # directories the sync would write into that are symbolic links
+
+
+def parse_listing(stdout: str) -> RemoteState:
+    state = RemoteState({}, {}, {}, {}, [])
+    for line in stdout.splitlines():
+        kind, name, a, b, c = (line.split() + ["-"] * 4)[:5]
+        if kind == "I":
+            state.images[name] = (_opt(a), _opt(b))
+        elif kind == "L":
+            state.store[name] = _opt_int(a)
+            state.recorded[name] = _opt(b)
+            state.node_local[name] = _opt_int(c)
+        elif kind == "X":
+            state.links.append(line[2:])
+    return state
+
+
+def refuse_links(transport_name: str, state: RemoteState) -> None:
+    """Never write layers or image dirs through a link someone left on the target."""
+    if state.links:
+        raise SyncError(
+            f"{transport_name}: {state.links[0]} is a symbolic link on the target; "
+            "refusing to write image layers through it",
+            hint="repx-tui never makes a link there: remove it on the target (an earlier sync "
+                 "of an untrusted Lab may have left it), then sync again",
+        )
+
+
+def _opt(value: str) -> str | None:
+    return None if value == "-" else value
+
+
+def _opt_int(value: str) -> int | None:
+    return int(value) if value.isdigit() else None

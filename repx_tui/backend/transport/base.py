@@ -89,6 +89,22 @@ class Transport(abc.ABC):
         """Run argv, calling back with output as it arrives; return the exit status."""
 
     @abc.abstractmethod
+    def is_connected(self) -> bool:
+        """False once the connection is known to be gone (a failure then means a dropped link)."""
+        return True
+
+    @abc.abstractmethod
+    async def run_with_file(
+        self,
+        argv: Sequence[str],
+        local: Path,
+        *,
+        progress: ByteProgress | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        """Run argv with a local file streamed to its stdin (never whole in memory), reporting
+        (bytes sent, total) as it goes: the remote command checks and places the bytes itself."""
+
     async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
         """Copy a local file to `remote` atomically: a temporary name in the same directory,
         then a rename, so a partial file is never seen under the final name."""

@@ -87,6 +87,30 @@ class LocalTransport(Transport):
                 proc.kill()
                 await proc.wait()
 
+    async def run_with_file(
+        self,
+        argv: Sequence[str],
+        local: Path,
+        *,
+        progress: ByteProgress | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        total = os.stat(local).st_size
+        proc = await self._spawn(argv, stdin=True)
+        try:
+            output = asyncio.gather(_read_all(proc.stdout), _read_all(proc.stderr))
+            await _feed(proc.stdin, local, total, progress)
+            out, err = await output
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        result = CommandResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if check:
+            self._raise_for(argv, result)
+        return result
+
     async def _spawn(self, argv: Sequence[str], *, stdin: bool) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
@@ -134,6 +158,27 @@ class LocalTransport(Transport):
 
     def rsync_destination(self, remote_path: str) -> str:
         return remote_path
+
+
+async def _read_all(reader: asyncio.StreamReader | None) -> bytes:
+    return await reader.read() if reader is not None else b""
+
+
+async def _feed(stdin: asyncio.StreamWriter | None, local: Path, total: int, progress: ByteProgress | None) -> None:
+    assert stdin is not None
+    done = 0
+    try:
+        with open(local, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                stdin.write(chunk)
+                await stdin.drain()
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the command stopped reading: its exit status and stderr say why
+    finally:
+        stdin.close()
 
 
 async def _pump(reader: asyncio.StreamReader | None, callback: Callable[[bytes], None]) -> None:

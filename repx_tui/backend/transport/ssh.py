@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import asyncssh
 
-from repx_tui.backend.errors import HostKeyError, TransportError
+from repx_tui.backend.errors import ConnectionDropped, HostKeyError, TransportError
 from repx_tui.backend.events import ConnectionState, EventSink, discard
 from repx_tui.backend.transport import rsync_bridge
 from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport, quote_argv
@@ -69,11 +69,6 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 # An ssh_config that sets `Ciphers` wins over this.
 PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 FILE_CHUNK = 256 * 1024
-
-
-class ConnectionDropped(TransportError):
-    """The SSH connection went away under a running operation; the caller may retry it
-    (the transport reconnects on the next use)."""
 
 
 def ssh_config_paths(env: dict[str, str] | None = None) -> list[str]:
