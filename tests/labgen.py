@@ -1,6 +1,6 @@
 """Labs for tests, in the exact upstream RepX 0.5.0 format.
 
-A thin layer over repx_tui.backend.demolab (which `repx-tui demo` uses too): named presets and
+A thin layer over repx_tui.demolab (which `repx-tui demo` uses too): named presets and
 small helpers to find jobs and to edit a written (read-only, Nix-like) Lab. Import it as
 `labgen` after putting tests/ on sys.path, or as `tests.labgen` from the project root.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repx_tui.backend.demolab import (  # noqa: F401  (re-exported for tests)
+from repx_tui.demolab import (  # noqa: F401  (re-exported for tests)
     DEMO_GROUPS,
     DEMO_RUNS,
     HOST_TOOLS,

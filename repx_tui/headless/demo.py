@@ -23,7 +23,7 @@ def demo_dir(args: argparse.Namespace) -> Path:
 
 
 async def write_lab(root: Path) -> Path:
-    from repx_tui.backend.demolab import write_demo_lab
+    from repx_tui.demolab import write_demo_lab
 
     lab = root / "lab"
     if lab.is_dir():
