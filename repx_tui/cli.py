@@ -100,13 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "tui"
     if command == "run" and not args.headless:
         command = "tui"
-    try:
-        module = importlib.import_module(f"repx_tui.headless.{command.replace('-', '_')}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("repx_tui.headless"):
-            print(f"repx-tui: '{command}' is not available yet", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+    module = importlib.import_module(f"repx_tui.headless.{command.replace('-', '_')}")
     try:
         return asyncio.run(module.main(args))
     except RepxError as exc:

@@ -66,10 +66,6 @@ class RemoteLayout:
     def submissions(self) -> str:
         return self._join("submissions")
 
-    @property
-    def completions(self) -> str:
-        return self._join("outputs", "completions.jsonl")
-
     def host_tools(self, tools_hash: str) -> str:
         return self._join("host-tools", safe_component(tools_hash, "host-tools hash"))
 
@@ -90,19 +86,11 @@ class RemoteLayout:
     def layer(self, digest: str) -> str:
         return posixpath.join(self.artifacts, "store", f"{safe_component(digest, 'layer digest')}-layer.tar")
 
-    def node_local_layer(self, digest: str) -> str | None:
-        if not self.node_local:
-            return None
-        return posixpath.join(self.node_local, "store", f"{safe_component(digest, 'layer digest')}-layer.tar")
-
     def helper_dir(self, sha: str) -> str:
         return posixpath.join(self.bin, safe_component(sha, "helper hash"))
 
     def job_dir(self, job_id: str) -> str:
         return posixpath.join(self.outputs, safe_component(job_id, "job id"))
-
-    def job_out(self, job_id: str) -> str:
-        return posixpath.join(self.job_dir(job_id), "out")
 
     def job_repx(self, job_id: str) -> str:
         return posixpath.join(self.job_dir(job_id), "repx")

@@ -21,7 +21,7 @@ from repx_tui.backend.events import (
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
-from repx_tui.backend.logs import LogFollower, Stream
+from repx_tui.backend.logs import LogFollower, Stream, list_log_units
 from repx_tui.backend.resources import Resources
 from repx_tui.backend.sync import resolve_layout, sync_lab
 from repx_tui.backend.transport import Transport, open_transport
@@ -58,10 +58,6 @@ class TargetSession:
         if self._layout is None:
             raise TransportError(f"session for {self.target.name} is not connected")
         return self._layout
-
-    @property
-    def connected(self) -> bool:
-        return self._layout is not None
 
     async def connect(self) -> "TargetSession":
         """Open the transport (idempotent) and resolve base_path/node_local_path on the target."""
@@ -184,6 +180,12 @@ class TargetSession:
                                    list(job_ids), self.emit)
         self.refresh_soon()
         return report
+
+    async def log_units(self, job_id: str) -> list[str]:
+        """The units of a job with a log on the target: "" (the job's own), then for a
+        scatter-gather job "scatter", "branch-<i>/step-<name>"..., "gather". One round trip."""
+        await self.connect()
+        return await list_log_units(self.transport, self.layout, job_id)
 
     def log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None) -> LogFollower:
         """A follower of one job's log (or a scatter-gather unit's, `sub` = `branch-0/step-x`)."""

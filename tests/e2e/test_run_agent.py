@@ -186,8 +186,7 @@ async def test_agent_cancel_all_kills_running_groups_and_blocks_the_rest(tmp_pat
     pgids = [int((base / "agents" / lab.lab_id / "jobs" / j / "pgid").read_text()) for j in producers]
 
     transport, layout = LocalTransport(), RemoteLayout(base=str(base))
-    info = await agent.find_agent(transport, layout, lab.lab_id)
-    assert info.alive and {info.jobs[j].state for j in producers} == {"running"}
+    assert agent_alive(base, lab) and {agent_states(base, lab)[j] for j in producers} == {"running"}
     outcomes = await agent.cancel_jobs(transport, layout, lab, None, emit=lambda e: None)
     assert {job for job, ok, _ in outcomes if ok} >= producers
 

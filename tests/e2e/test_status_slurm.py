@@ -55,6 +55,12 @@ exit "$rc"
 """
 
 
+async def put(transport, path: str, data: bytes) -> None:
+    """Write a file on the target the way a record is written there: complete, then renamed."""
+    await transport.run(["bash", "-c", 'mkdir -p "${1%/*}" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"', "put", path],
+                        input=data)
+
+
 class Remote:
     """A per-test base directory on the target, and helpers to put jobs into SLURM."""
 
@@ -81,9 +87,8 @@ class Remote:
         if record:
             self.record[job] = sid
             data = {"lab_id": self.lab_id, "user": "root", "host": "e2e", "time": "now", "jobs": self.record}
-            await self.transport.write_file(
-                f"{self.base}/submissions/{self.lab_id}/20260101T000000Z-1.json", json.dumps(data).encode()
-            )
+            await put(self.transport, f"{self.base}/submissions/{self.lab_id}/20260101T000000Z-1.json",
+                      json.dumps(data).encode())
         return sid
 
     def view(self, *jobs: str, deps: dict[str, tuple[str, ...]] | None = None) -> LabView:
@@ -189,10 +194,8 @@ async def test_failed_jobs_show_their_exit_code(remote):
     argv = ["sbatch", "--parsable", f"--job-name={unmarked}", "--output=/dev/null", "--chdir=/tmp", "--wrap", "exit 5"]
     raw_sid = (await remote.transport.run(argv)).stdout.strip()
     remote.record[unmarked] = raw_sid
-    await remote.transport.write_file(
-        f"{remote.base}/submissions/{remote.lab_id}/20260101T000000Z-2.json",
-        json.dumps({"lab_id": remote.lab_id, "user": "root", "jobs": {unmarked: raw_sid}}).encode(),
-    )
+    await put(remote.transport, f"{remote.base}/submissions/{remote.lab_id}/20260101T000000Z-2.json",
+              json.dumps({"lab_id": remote.lab_id, "user": "root", "jobs": {unmarked: raw_sid}}).encode())
     watcher = remote.watcher(remote.view(marked, unmarked))
     failed = await poll_until(watcher, marked, lambda s: s.state.finished, message="marked job ends")
     assert failed.state is K.FAILED and failed.exit_code == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -57,24 +58,27 @@ async def test_stream_delivers_both_streams(transport):
     assert (status, bytes(out), bytes(err)) == (4, b"one\n", b"two\n")
 
 
-async def test_upload_is_atomic_with_progress(transport, tmp_path: Path):
+async def test_run_with_file_streams_the_file_with_progress(transport, tmp_path: Path):
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
-    src.chmod(0o640)
-    dest = tmp_path / "deep" / "dir" / "dest.bin"
     seen: list[tuple[int, int]] = []
-    await transport.upload(src, str(dest), progress=lambda d, t: seen.append((d, t)))
-    assert dest.read_bytes() == src.read_bytes()
-    assert dest.stat().st_mode & 0o777 == 0o640
-    assert seen[-1] == (src.stat().st_size, src.stat().st_size)
-    assert [p.name for p in dest.parent.iterdir()] == ["dest.bin"]  # no temp file left
+    result = await transport.run_with_file(["sha256sum"], src, progress=lambda d, t: seen.append((d, t)))
+    assert result.stdout.split()[0] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert seen[-1] == (src.stat().st_size, src.stat().st_size) and len(seen) > 1
 
 
-async def test_write_read_and_size(transport, tmp_path: Path):
-    path = str(tmp_path / "a" / "f.txt")
+async def test_run_with_file_reports_a_command_that_stops_reading(transport, tmp_path: Path):
+    src = tmp_path / "big.bin"
+    src.write_bytes(b"x" * (8 << 20))
+    result = await transport.run_with_file(["bash", "-c", "head -c 1 >/dev/null; echo no room >&2; exit 4"], src,
+                                           check=False)
+    assert result.exit_status == 4 and "no room" in result.stderr
+
+
+async def test_read_and_size(transport, tmp_path: Path):
+    path = str(tmp_path / "f.txt")
     assert await transport.file_size(path) is None
-    await transport.write_file(path, b"0123456789", mode=0o600)
-    assert Path(path).stat().st_mode & 0o777 == 0o600
+    Path(path).write_bytes(b"0123456789")
     assert await transport.file_size(path) == 10
     assert await transport.read_file(path, 4) == b"456789"
     assert await transport.read_file(path, 2, 3) == b"234"

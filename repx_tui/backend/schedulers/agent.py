@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from repx_tui.backend.config import Target
@@ -66,53 +65,6 @@ async def submit_batch(
         detail = (result.stderr.strip().splitlines() or [f"exit {result.exit_status}"])[-1]
         raise SchedulerError(f"handing jobs to the agent on {target.name} failed: {detail}")
     return parse_answer_lines(result.stdout, emit)
-
-
-@dataclass(frozen=True)
-class AgentJob:
-    job: str
-    state: str
-    reason: str = ""
-    pgid: int | None = None
-
-
-@dataclass
-class AgentInfo:
-    alive: bool
-    pid: int | None
-    jobs: dict[str, AgentJob] = field(default_factory=dict)
-
-
-_FIND_SCRIPT = r"""
-set -euo pipefail
-dir="$1"
-[ -d "$dir" ] || exit 0
-if [ -e "$dir/agent.lock" ] && ! flock -n "$dir/agent.lock" true; then
-    printf 'alive\t%s\n' "$(cat "$dir/agent.pid" 2>/dev/null || true)"
-fi
-for job in "$dir"/jobs/*/; do
-    [ -e "$job/state" ] || continue
-    printf 'job\t%s\t%s\t%s\t%s\n' "$(basename "$job")" "$(cat "$job/state")" \
-        "$(cat "$job/pgid" 2>/dev/null || true)" "$(head -n 1 "$job/reason" 2>/dev/null || true)"
-done
-"""
-
-
-async def find_agent(transport: Transport, layout: RemoteLayout, lab_id: str) -> AgentInfo:
-    """Is an agent serving this Lab on the target, and what are its jobs' states?"""
-    result = await transport.run_script(_FIND_SCRIPT, agent_dir(layout, lab_id))
-    info = AgentInfo(alive=False, pid=None)
-    for line in result.stdout.splitlines():
-        fields = line.split("\t")
-        if fields[0] == "alive":
-            info.alive = True
-            info.pid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
-        elif fields[0] == "job" and len(fields) >= 5:
-            info.jobs[fields[1]] = AgentJob(
-                job=fields[1], state=fields[2], pgid=int(fields[3]) if fields[3].isdigit() else None,
-                reason=fields[4],
-            )
-    return info
 
 
 async def cancel_jobs(

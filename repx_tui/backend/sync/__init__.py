@@ -17,7 +17,7 @@ from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.sync.common import LayerResult, PhaseResult, SyncContext, SyncSummary
 from repx_tui.backend.sync.hosttools import sync_host_tools
-from repx_tui.backend.sync.images import ImageSync, images_for, sync_images
+from repx_tui.backend.sync.images import ImageSync, images_for
 from repx_tui.backend.sync.plan import PhaseGates, SyncPlan, probe
 from repx_tui.backend.sync.lab import sync_lab_tree
 from repx_tui.backend.transport.base import Transport
@@ -30,7 +30,6 @@ __all__ = [
     "LayerResult",
     "SyncContext",
     "images_for",
-    "sync_images",
     "ImageSync",
     "SyncPlan",
     "MAX_PHASE_ATTEMPTS",

@@ -69,10 +69,6 @@ def images_for(lab: Lab, runs: Iterable[str] | None) -> list[Image]:
     return [lab.images[path] for path in wanted]
 
 
-async def sync_images(ctx: SyncContext, lab: Lab, runs: Iterable[str] | None = None) -> tuple[PhaseResult, list[LayerResult]]:
-    return await ImageSync(ctx, lab, runs).run()
-
-
 class ImageSync:
     """Phase 3 for a set of images. What the target already has comes from the sync's one probe
     (`listing_args()` go into it, SyncPlan.images comes out); `run(None)` lists by itself."""

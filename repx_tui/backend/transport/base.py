@@ -105,15 +105,6 @@ class Transport(abc.ABC):
         """Run argv with a local file streamed to its stdin (never whole in memory), reporting
         (bytes sent, total) as it goes: the remote command checks and places the bytes itself."""
 
-    async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
-        """Copy a local file to `remote` atomically: a temporary name in the same directory,
-        then a rename, so a partial file is never seen under the final name."""
-
-    @abc.abstractmethod
-    async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
-        """Write `data` to `remote` atomically (temporary name + rename), creating parents."""
-
-    @abc.abstractmethod
     async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read bytes of a remote file from `offset`; raises FileNotFoundError when absent."""
 
@@ -140,9 +131,6 @@ class Transport(abc.ABC):
         if path.startswith("~/"):
             return (await self.home()).rstrip("/") + path[1:]
         return path
-
-    async def check_output(self, argv: Sequence[str], **kwargs) -> str:
-        return (await self.run(argv, **kwargs)).stdout
 
     @staticmethod
     def _raise_for(argv: Sequence[str], result: CommandResult, hint: str | None = None) -> None:

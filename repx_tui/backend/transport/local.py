@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,13 +20,12 @@ _CHUNK = 1 << 20
 class LocalTransport(Transport):
     def __init__(self, name: str = "local") -> None:
         self.name = name
-        self._connected = False
 
     async def connect(self) -> None:
-        self._connected = True
+        pass  # nothing to open
 
     async def close(self) -> None:
-        self._connected = False
+        pass
 
     def is_connected(self) -> bool:
         return True
@@ -124,18 +121,6 @@ class LocalTransport(Transport):
         except PermissionError:
             raise TransportError(f"command not executable on this machine: {argv[0]}") from None
 
-    async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
-        loop = asyncio.get_running_loop()
-
-        def report(done: int, total: int) -> None:
-            if progress is not None:
-                loop.call_soon_threadsafe(progress, done, total)
-
-        await asyncio.to_thread(_copy_atomic, Path(local), Path(remote), report)
-
-    async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
-        await asyncio.to_thread(_write_atomic, Path(remote), data, mode)
-
     async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
         def read() -> bytes:
             with open(remote, "rb") as f:
@@ -186,41 +171,3 @@ async def _pump(reader: asyncio.StreamReader | None, callback: Callable[[bytes],
         return
     while chunk := await reader.read(65536):
         callback(chunk)
-
-
-def _temp_name(final: Path) -> Path:
-    # A dot name in the same directory: same filesystem, so the rename is atomic.
-    return final.with_name(f".{final.name}.tmp-{secrets.token_hex(4)}")
-
-
-def _copy_atomic(src: Path, dest: Path, report: Callable[[int, int], None]) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
-    total = src.stat().st_size
-    done = 0
-    try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(_CHUNK):
-                fout.write(chunk)
-                done += len(chunk)
-                report(done, total)
-        shutil.copymode(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if total == 0:
-        report(0, 0)
-
-
-def _write_atomic(dest: Path, data: bytes, mode: int) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import posixpath
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -425,45 +423,6 @@ class SshTransport(Transport):
 
     # --- files ------------------------------------------------------------------------------
 
-    async def upload(self, local: Path, remote: str, *, progress: ByteProgress | None = None) -> None:
-        tmp = _temp_name(remote)
-        handler = (lambda _s, _d, done, total: progress(done, total)) if progress else None
-        try:
-            sftp = await self._sftp_client()
-            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
-            await sftp.put(str(local), tmp, preserve=False, progress_handler=handler)
-            await sftp.chmod(tmp, os.stat(local).st_mode & 0o7777)
-            await sftp.posix_rename(tmp, remote)
-        except asyncssh.SFTPError as exc:
-            await self._remove_quietly(tmp)
-            raise TransportError(f"{self.name}: upload to {remote} failed: {exc.reason}") from None
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise self._dropped(exc) from None
-
-    async def write_file(self, remote: str, data: bytes, *, mode: int = 0o644) -> None:
-        tmp = _temp_name(remote)
-        try:
-            sftp = await self._sftp_client()
-            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
-            async with sftp.open(tmp, "wb") as f:
-                await f.write(data)
-            await sftp.chmod(tmp, mode)
-            await sftp.posix_rename(tmp, remote)
-        except asyncssh.SFTPError as exc:
-            await self._remove_quietly(tmp)
-            raise TransportError(f"{self.name}: writing {remote} failed: {exc.reason}") from None
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-            raise self._dropped(exc) from None
-
-    async def _remove_quietly(self, path: str) -> None:
-        try:
-            if self._sftp is not None:
-                await self._sftp.remove(path)
-        except (asyncssh.Error, OSError):
-            pass
-
     async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
             sftp = await self._sftp_client()
@@ -559,11 +518,6 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def _temp_name(remote: str) -> str:
-    head, tail = posixpath.split(remote)
-    return posixpath.join(head, f".{tail}.tmp-{secrets.token_hex(4)}")
 
 
 def _reason(exc: BaseException | None) -> str:
