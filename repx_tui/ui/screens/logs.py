@@ -1,4 +1,8 @@
-"""Logs: follow a job's stdout or stderr; scrolling up pauses follow, End resumes it."""
+"""Logs: follow a job's stdout or stderr; scrolling up pauses follow, End resumes it.
+
+What is kept is bounded (repx_tui/ui/logbuffer.py): `\r` ends a display line, a line is cut at
+64 KiB, the last 10,000 lines stay. The unterminated last line (a progress bar's latest update)
+shows under the log until its line break arrives."""
 
 from __future__ import annotations
 
@@ -10,10 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Input, RichLog, Static
 
 from repx_tui.ui import format as fmt
+from repx_tui.ui.logbuffer import ELLIPSIS, MAX_LINES, LogLines
 from repx_tui.ui.widgets.footer import StableFooter
 from repx_tui.ui.widgets.inputs import open_box
-
-MAX_LINES = 20_000
 
 
 class LogView(RichLog):
@@ -45,6 +48,7 @@ class LogView(RichLog):
 
 class LogsScreen(Screen):
     AUTO_FOCUS = "#log"
+    DEFAULT_CSS = "#log-partial { height: 1; }"
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("o", "switch_stream", "stdout/stderr"),
@@ -68,17 +72,22 @@ class LogsScreen(Screen):
         self.wrap = False
         self.search_term = ""
         self.match_line: int | None = None
-        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
+        self.buffers: dict[str, LogLines] = {"stdout": LogLines(), "stderr": LogLines()}
+
+    @property
+    def lines(self) -> dict[str, list[str]]:
+        return {stream: buffer.lines for stream, buffer in self.buffers.items()}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-status", classes="title")
         yield LogView(id="log", max_lines=MAX_LINES, wrap=False, auto_scroll=True, min_width=20)
+        yield Static("", id="log-partial", markup=False)
         yield Input(placeholder="search (Enter: find, Esc: close)", id="search", select_on_focus=False)
         yield StableFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
+        self.query_one("#log-partial", Static).display = False
         self._update_status()
         self.app.start_log(self.job_id, self.stream)
 
@@ -89,16 +98,27 @@ class LogsScreen(Screen):
     # --- incoming text ----------------------------------------------------------------
 
     def add_chunk(self, stream: str, text: str) -> None:
-        """Append a LogChunk's text; complete lines only, the tail waits for its newline."""
-        pending = self._partial[stream] + text
-        *complete, self._partial[stream] = pending.split("\n")
-        self.lines[stream].extend(complete)
-        del self.lines[stream][:-MAX_LINES]
+        """Append a LogChunk's text: complete display lines go to the log, the unterminated
+        last one to the line under it."""
+        complete = self.buffers[stream].feed(text)
         if stream == self.stream and self.is_mounted:
-            for line in complete:
-                self.log_view.write(self._render_line(line), scroll_end=self.following)
             if complete:
+                self._write(complete, scroll_end=self.following)
                 self._update_status()  # the line count in the header
+            self._show_partial()
+
+    def _write(self, lines: list[str], scroll_end: bool) -> None:
+        """Many lines in one write (one render), and the view keeps as many lines as the buffer."""
+        view = self.log_view
+        view.max_lines = MAX_LINES if self.wrap else max(1, len(self.buffers[self.stream].lines))
+        view.write(self._render_line("\n".join(lines)), scroll_end=scroll_end)
+
+    def _show_partial(self) -> None:
+        partial = self.buffers[self.stream].partial
+        box = self.query_one("#log-partial", Static)
+        box.display = bool(partial)
+        width = max(2, box.content_size.width or self.size.width)
+        box.update(Text(partial if len(partial) <= width else partial[: width - 1] + ELLIPSIS, no_wrap=True, end=""))
 
     def _render_line(self, line: str) -> Text:
         text = Text(line)
@@ -111,8 +131,9 @@ class LogsScreen(Screen):
         view.clear()
         view.wrap = self.wrap
         view.auto_scroll = self.following
-        for line in self.lines[self.stream]:
-            view.write(self._render_line(line), scroll_end=False)
+        if self.lines[self.stream]:
+            self._write(self.lines[self.stream], scroll_end=False)
+        self._show_partial()
         if self.following:
             view.scroll_end(animate=False)
         self._update_status()
@@ -154,8 +175,7 @@ class LogsScreen(Screen):
 
     def action_switch_stream(self) -> None:
         self.stream = "stderr" if self.stream == "stdout" else "stdout"
-        self.lines[self.stream].clear()
-        self._partial[self.stream] = ""
+        self.buffers[self.stream].clear()
         self._repaint()
         self.app.start_log(self.job_id, self.stream)
 
