@@ -197,3 +197,28 @@ def test_executor_failure_and_internal_error_both_end_in_fail(lab_dir, lab, tmp_
     assert (root / "repx" / "FAIL").exists()
     lines = [json.loads(x) for x in (base / "outputs" / "completions.jsonl").read_text().splitlines()]
     assert {"id": other, "s": "fail"} in lines and {"id": job, "s": "fail"} in lines
+
+
+def test_a_second_executor_of_a_job_waits_for_the_first_and_takes_its_success(lab_dir, lab, tmp_path):
+    """Two Labs (or a duplicate submission) sharing a job never run it twice at once."""
+    base = tmp_path / "base"
+    _stage(lab_dir, base)
+    job = one(lab, "stage-B-producer")
+    runs, gate = tmp_path / "runs.log", tmp_path / "gate"
+    script = tmp_path / "stage.sh"
+    script.write_text(f'#!/bin/bash\necho run >> {runs}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\nmkdir -p "$1"\n')
+    script.chmod(0o755)
+    unit = {"path": str(script), "inputs": []}
+    first, root = _executor(lab, base, job, main=unit)
+    wait_until(lambda: runs.exists(), timeout=20, message="the first executor runs the stage")
+    said = tmp_path / "second.err"
+    with open(said, "w") as err:
+        second = subprocess.Popen(["bash", str(REMOTE / "executor.sh"), str(base / "host-tools" / lab.host_tools_dir
+                                                                            / "bin"), str(root / "repx" / "job-spec.json")],
+                                  stderr=err)
+    wait_until(lambda: "another executor" in said.read_text(), timeout=20, message="the second one waits")
+    gate.touch()
+    assert first.wait(timeout=30) == 0
+    assert second.wait(timeout=30) == 0
+    assert runs.read_text() == "run\n"  # the stage ran once
+    assert (root / "repx" / "SUCCESS").exists()

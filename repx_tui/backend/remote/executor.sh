@@ -418,6 +418,16 @@ run_scatter_gather() {
 main() {
     local rc=0
     mkdir -p "$JOB_ROOT/repx" "$JOB_ROOT/out"
+    # One executor per job at a time, whoever started it (another Lab's agent sharing the job, a
+    # duplicate submission): a second one waits for the first instead of writing into the same
+    # dirs, and takes its success as its own.
+    # (fd 5: fd 6 is the agent's run.lock, which this process must keep holding)
+    exec 5>>"$JOB_ROOT/repx/.executor.lock"
+    if ! flock -n 5; then
+        echo "[repx] another executor of $JOB is running; waiting for it" >&2
+        flock 5
+        if [[ -e "$JOB_ROOT/repx/SUCCESS" ]]; then return 0; fi
+    fi
     rm -f "$JOB_ROOT/repx/SUCCESS" "$JOB_ROOT/repx/FAIL" "$JOB_ROOT/repx/exit_code" "$JOB_ROOT/repx/cancelled"
     cp "$SPEC_FILE" "$JOB_ROOT/repx/job-spec.json"
     jq .params "$SPEC_FILE" >"$PARAMS_FILE"
