@@ -16,7 +16,13 @@ from typing import Any, Mapping, Sequence
 from repx_tui.backend.config import xdg_dir
 from repx_tui.backend.errors import ConfigError
 from repx_tui.backend.slurmvalues import (
-    control_chars, cpus_error, mem_error, partition_error, sbatch_opt_directive, sbatch_opts_error, time_error,
+    control_chars,
+    cpus_error,
+    mem_error,
+    partition_error,
+    sbatch_opt_directive,
+    sbatch_opts_error,
+    time_error,
 )
 from repx_tui.backend.tomlfile import TomlDoc, check_keys, short_repr
 
