@@ -177,6 +177,16 @@ def test_allow_missing_runs_goes_anyway(local, tmp_path):
     assert marker(base, report) == "FAIL"  # as asked: it ran, and found no simulation results
 
 
+def test_allow_missing_runs_still_waits_for_a_queued_source_run_on_the_agent(local, tmp_path):
+    base, run, _config = local
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-D-sum-squares": 1})
+    last_json(run(lab_dir, "simulation"))
+    last_json(run(lab_dir, "analysis", "--allow-missing-runs"))
+    (report,) = labgen.job_ids(lab_dir, REPORT)
+    wait_until(lambda: marker(base, report), timeout=DEADLINE, interval=0.3, message="the report finished")
+    assert report_of(base, lab_dir) == EXPECTED_REPORT.format(jobs=7)
+
+
 # --- 2. one job, one submission ---------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local-scheduler agent: runs a Lab's job DAG on this machine, detached from the client.
 #
-#   agent.sh submit HOST_TOOLS_BIN EXECUTOR AGENT_DIR   < {"concurrency":N|null,"jobs":[{"id","deps","spec"}]}
+#   agent.sh submit HOST_TOOLS_BIN EXECUTOR AGENT_DIR   < {"concurrency":N|null,"jobs":[{"id","deps","after","spec"}]}
+#       (deps must succeed first; "after" jobs are waited for only while queued or running)
 #       queue jobs (skipping succeeded / already queued or running ones), start the agent
 #       if none runs; prints "job<TAB>QUEUED" or "job<TAB>SKIPPED<TAB>reason" lines
 #   agent.sh serve HOST_TOOLS_BIN EXECUTOR AGENT_DIR    the agent loop (started by submit)
@@ -12,7 +13,7 @@
 #   AGENT_DIR/agent.lock            held (flock) for the agent's whole life
 #   AGENT_DIR/agent.pid, agent.log, concurrency
 #   AGENT_DIR/state.lock            held for each scheduling pass and each cancel
-#   AGENT_DIR/jobs/<id>/{spec.json,deps,state,reason,pgid,rc,executor.log,run.lock}
+#   AGENT_DIR/jobs/<id>/{spec.json,deps,after,state,reason,pgid,rc,executor.log,run.lock}
 #       state: queued | running | succeeded | failed | blocked | cancelled
 #       run.lock: held (flock) by the job's executor and everything it starts, for their whole
 #       life: free means no process of that run is left (no pid can be reused to fake it).
@@ -84,7 +85,7 @@ submit() {
     # (deps last: a tab is IFS whitespace, so an empty field in the middle would vanish)
     local alive=false
     if agent_alive; then alive=true; fi
-    while IFS=$'\t' read -r id base spec deps; do
+    while IFS=$'\t' read -r id base spec after deps; do
         state="$(state_of "$id")"
         # With no agent alive, "queued" is left over from one that died and is queued again;
         # a "running" job whose executor lives on is kept (the new agent adopts it), never
@@ -100,10 +101,12 @@ submit() {
             rm -f "$JOBS/$id/rc" "$JOBS/$id/pgid" "$JOBS/$id/cancel"
             printf '%s\n' "$spec" >"$JOBS/$id/spec.json"
             tr ',' '\n' <<<"$deps" >"$JOBS/$id/deps"
+            if [[ "$after" == - ]]; then : >"$JOBS/$id/after"; else tr ',' '\n' <<<"$after" >"$JOBS/$id/after"; fi
             set_state "$id" queued
             printf '%s\tQUEUED\n' "$id"
         fi
-    done < <(jq -r '.jobs[] | "\(.id)\t\(.spec.base)\t\(.spec | tojson)\t\(.deps | join(","))"' <<<"$dag")
+    done < <(jq -r '.jobs[] | "\(.id)\t\(.spec.base)\t\(.spec | tojson)\t\((.after // []) | if length == 0 then "-"
+        else join(",") end)\t\(.deps | join(","))"' <<<"$dag")
     flock -u 7
     if ! agent_alive; then
         setsid nohup bash "$0" serve "$HOST_TOOLS" "$EXECUTOR" "$AGENT_DIR" \
@@ -215,6 +218,15 @@ readiness() { # JOB
                 ;;
         esac
     done <"$JOBS/$1/deps"
+    if [[ -e "$JOBS/$1/after" ]]; then
+        while IFS= read -r dep; do
+            case "$(state_of "$dep")" in queued | running)
+                echo wait
+                return
+                ;;
+            esac
+        done <"$JOBS/$1/after"
+    fi
     echo ready
 }
 

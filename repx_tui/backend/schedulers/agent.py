@@ -34,14 +34,12 @@ def build_dag(lab: Lab, layout: RemoteLayout, target: Target, order: Sequence[st
               execution_type: str | None, allow_missing_runs: bool = False) -> dict:
     concurrency = target.local.local_concurrency if target.local else None
     batch = set(order)
-    jobs = [
-        {
-            "id": job_id,
-            "deps": upstream_for_submit(lab, job_id, batch, allow_missing_runs)[0],
-            "spec": build_spec(lab, job_id, layout, target, resolve_runtime(lab, job_id, target, "local", execution_type)),
-        }
-        for job_id in order
-    ]
+    jobs = []
+    for job_id in order:
+        deps, after = upstream_for_submit(lab, job_id, batch, allow_missing_runs)
+        runtime = resolve_runtime(lab, job_id, target, "local", execution_type)
+        jobs.append({"id": job_id, "deps": deps, "after": after,
+                     "spec": build_spec(lab, job_id, layout, target, runtime)})
     return {"concurrency": concurrency, "jobs": jobs}
 
 
