@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from repx_tui.backend.errors import ConfigError
 from repx_tui.backend.slurmvalues import control_chars
@@ -37,8 +38,10 @@ def _address(v: Any) -> bool | str:
     if not v.strip():
         return "is empty"
     if len(v) > 255 or not _ADDRESS.fullmatch(v):
-        return (f"{short_repr(v)} is not an SSH address: use user@host, host or an ssh_config alias "
-                "(letters, digits, . _ - : [ ]; no spaces, no leading -)")
+        return (
+            f"{short_repr(v)} is not an SSH address: use user@host, host or an ssh_config alias "
+            "(letters, digits, . _ - : [ ]; no spaces, no leading -)"
+        )
     return True
 
 
@@ -220,7 +223,9 @@ def parse_config(doc: TomlDoc, env: Mapping[str, str] | None = None) -> Config:
         if not isinstance(table, dict):
             raise doc.error(("targets",), name, "must be a table")
         if not _TARGET_NAME.fullmatch(name):
-            raise doc.error(("targets",), name, "a target name may hold only letters, digits and . _ @ + - (at most 64)")
+            raise doc.error(
+                ("targets",), name, "a target name may hold only letters, digits and . _ @ + - (at most 64)"
+            )
         targets[name] = _parse_target(doc, name, table, env)
     config = Config(
         targets=targets,
@@ -284,8 +289,12 @@ def _checked_path(
     if len(value) > MAX_PATH_CHARS:
         raise doc.error(where, key, f"is {len(value)} characters long (at most {MAX_PATH_CHARS})")
     if _UNSAFE_PATH_CHARS & set(value) or control_chars(value):
-        raise doc.error(where, key, f"{short_repr(value)} contains characters that are unsafe in a remote shell path "
-                                    "(quotes, $ ` \\ ; & | < > * ?, control characters)")
+        raise doc.error(
+            where,
+            key,
+            f"{short_repr(value)} contains characters that are unsafe in a remote shell path "
+            "(quotes, $ ` \\ ; & | < > * ?, control characters)",
+        )
     if remote:
         # "~" means the remote home; it is resolved on the target, never with the local HOME.
         if value == "~" or value.startswith("~/") or value.startswith("/"):

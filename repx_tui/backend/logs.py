@@ -62,10 +62,10 @@ async def list_log_units(transport: Transport, layout: RemoteLayout, job: str) -
     )  # fmt: skip
     units = set()
     for line in found.stdout.splitlines():
-        rel = line[len(root) + 1:] if line.startswith(root + "/") else ""
+        rel = line[len(root) + 1 :] if line.startswith(root + "/") else ""
         unit, _, name = rel.rpartition("/repx/")
         if not unit and rel.startswith("repx/"):
-            unit, name = "", rel[len("repx/"):]
+            unit, name = "", rel[len("repx/") :]
         if name in ("stdout.log", "stderr.log") and _UNIT.fullmatch(unit) and ".." not in unit:
             units.add(unit)
     return sorted(units, key=_unit_order)
@@ -143,7 +143,7 @@ class LogFollower:
         self._decoder.reset()
         if kept is not None:  # the tail is in what the scan read: no second read
             self.offset = size
-            return self._chunk(start, kept[len(kept) - (size - start):])
+            return self._chunk(start, kept[len(kept) - (size - start) :])
         self.offset = start
         last = None
         while self.offset < size:
@@ -159,7 +159,8 @@ class LogFollower:
         scan still holds them). A final newline ends the last line; it does not start one."""
         if lines <= 0:
             return size, b""
-        need, pos, kept = lines, size, b""
+        need, pos = lines, size
+        kept: bytes | None = b""  # what the scan read, while it stays within MAX_READ
         window = min(MAX_READ, max(4096, lines * TAIL_BYTES_PER_LINE))
         first_newline = -1  # the earliest line break seen, for the max_bytes cut below
         while pos > floor:
@@ -198,8 +199,12 @@ class LogFollower:
         self.offset += len(data)
         return self._chunk(start, data)
 
-    async def follow(self, stop: asyncio.Event | None = None, tail_lines: int | None = 50,
-                     tail_max_bytes: int | None = FOLLOW_TAIL_MAX_BYTES) -> None:
+    async def follow(
+        self,
+        stop: asyncio.Event | None = None,
+        tail_lines: int | None = 50,
+        tail_max_bytes: int | None = FOLLOW_TAIL_MAX_BYTES,
+    ) -> None:
         """Emit the tail, then new text as it arrives, until `stop` is set or cancelled."""
         stop = stop or asyncio.Event()
         if tail_lines is not None:
@@ -216,7 +221,7 @@ class LogFollower:
             idle = self.interval if chunk is not None else min(IDLE_MAX, idle * 1.5)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=idle)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def emit_error(self, exc: RepxError) -> None:

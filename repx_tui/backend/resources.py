@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from repx_tui.backend.config import xdg_dir
 from repx_tui.backend.errors import ConfigError
@@ -24,7 +25,7 @@ from repx_tui.backend.slurmvalues import (
     sbatch_opts_error,
     time_error,
 )
-from repx_tui.backend.tomlfile import TomlDoc, check_keys, short_repr
+from repx_tui.backend.tomlfile import Check, TomlDoc, check_keys, short_repr
 
 
 def _name(v: Any) -> bool | str:
@@ -40,9 +41,14 @@ def _name(v: Any) -> bool | str:
 
 # Every value is checked here, at load, with the rules sbatch applies: a typo fails before
 # anything is contacted, and nothing with a space or a newline reaches an #SBATCH line.
-_FIELD_KEYS = {"partition": partition_error, "cpus-per-task": cpus_error, "mem": mem_error, "time": time_error,
-               "sbatch_opts": sbatch_opts_error}
-_RULE_KEYS = {**_FIELD_KEYS, "job_id_glob": _name, "target": _name, "worker_resources": dict}
+_FIELD_KEYS: dict[str, Check] = {
+    "partition": partition_error,
+    "cpus-per-task": cpus_error,
+    "mem": mem_error,
+    "time": time_error,
+    "sbatch_opts": sbatch_opts_error,
+}
+_RULE_KEYS: dict[str, Check] = {**_FIELD_KEYS, "job_id_glob": _name, "target": _name, "worker_resources": dict}
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,15 @@ class Directives:
     time: str | None = None
     sbatch_opts: tuple[str, ...] = ()
 
-    def overlay(self, values: Mapping[str, Any]) -> "Directives":
+    def overlay(self, values: Mapping[str, Any]) -> Directives:
         changes: dict[str, Any] = {}
-        for key, attr in (("partition", "partition"), ("cpus-per-task", "cpus_per_task"), ("cpus", "cpus_per_task"),
-                          ("mem", "mem"), ("time", "time")):
+        for key, attr in (
+            ("partition", "partition"),
+            ("cpus-per-task", "cpus_per_task"),
+            ("cpus", "cpus_per_task"),
+            ("mem", "mem"),
+            ("time", "time"),
+        ):
             if values.get(key) is not None:
                 changes[attr] = values[key]
         opts = values.get("sbatch_opts")

@@ -33,8 +33,7 @@ _QUOTED = re.compile(r'"[^"\\]*"')  # already one quoted word: kept as written
 _MEM_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 MEM_FORMAT = 'digits with an optional unit K, M, G or T and an optional B, e.g. "512M" or "4G"'
-TIME_FORMAT = ("MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED, "
-               'e.g. "30", "02:00:00" or "1-12"')
+TIME_FORMAT = 'MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED, e.g. "30", "02:00:00" or "1-12"'
 
 
 def _string_error(value: Any, example: str) -> str | None:
@@ -99,8 +98,10 @@ def partition_error(value: Any) -> str | None:
     if problem:
         return problem
     if not _PARTITION.fullmatch(value):
-        return (f"{_short(value)} is not a partition name (letters, digits, _ . - ; "
-                "several names separated by commas, no spaces)")
+        return (
+            f"{_short(value)} is not a partition name (letters, digits, _ . - ; "
+            "several names separated by commas, no spaces)"
+        )
     return None
 
 
@@ -145,6 +146,16 @@ def sbatch_opts_error(value: Any) -> str | None:
 
 
 __all__ = [
-    "MEM_FORMAT", "TIME_FORMAT", "MAX_CPUS", "control_chars", "cpus_error", "mem_error", "mem_kib",
-    "partition_error", "sbatch_opt_directive", "sbatch_opt_error", "sbatch_opts_error", "time_error",
+    "MEM_FORMAT",
+    "TIME_FORMAT",
+    "MAX_CPUS",
+    "control_chars",
+    "cpus_error",
+    "mem_error",
+    "mem_kib",
+    "partition_error",
+    "sbatch_opt_directive",
+    "sbatch_opt_error",
+    "sbatch_opts_error",
+    "time_error",
 ]

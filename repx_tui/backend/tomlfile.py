@@ -11,8 +11,9 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,11 +48,11 @@ class TomlDoc:
         self._lines = text.splitlines()
 
     @classmethod
-    def load(cls, path: Path) -> "TomlDoc":
+    def load(cls, path: Path) -> TomlDoc:
         return cls.parse(path, read_text_file(path))
 
     @classmethod
-    def parse(cls, path: Path, text: str) -> "TomlDoc":
+    def parse(cls, path: Path, text: str) -> TomlDoc:
         where = shown_path(path)
         try:
             data = tomllib.loads(text)
@@ -97,12 +98,15 @@ class TomlDoc:
 
     def _array_entry(self, name: str, index: int, lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
         """The lines from the index-th `[[name]]` header up to the next one (all if not found)."""
-        starts = [pos for pos, (_, line) in enumerate(lines)
-                  if (m := _ARRAY_HEADER.match(line)) and _normalise_table(m.group(1)) == name]
+        starts = [
+            pos
+            for pos, (_, line) in enumerate(lines)
+            if (m := _ARRAY_HEADER.match(line)) and _normalise_table(m.group(1)) == name
+        ]
         if index >= len(starts):
             return lines
         end = starts[index + 1] if index + 1 < len(starts) else len(lines)
-        return lines[starts[index]:end]
+        return lines[starts[index] : end]
 
     def error(self, table: tuple[str, ...], key: str | None, message: str, index: int | None = None) -> ConfigError:
         line = self.line_of(table, key, index)
@@ -143,8 +147,13 @@ def read_text_file(path: Path, what: str = "file", limit: int = MAX_TOML_BYTES) 
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a file"
@@ -186,7 +195,9 @@ def check_keys(
             raise doc.error(table, key, f"unknown key (known keys: {known})", index)
         check = allowed[key]
         if isinstance(check, (type, tuple)):
-            ok: bool | str | None = isinstance(value, check) and not (isinstance(value, bool) and bool not in _types(check))
+            ok: bool | str | None = isinstance(value, check) and not (
+                isinstance(value, bool) and bool not in _types(check)
+            )
         else:
             ok = check(value)
         if isinstance(ok, str):

@@ -19,8 +19,9 @@ _BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class LogLines:
-    def __init__(self, max_lines: int = MAX_LINES, max_line_chars: int = MAX_LINE_CHARS,
-                 max_chars: int = MAX_CHARS) -> None:
+    def __init__(
+        self, max_lines: int = MAX_LINES, max_line_chars: int = MAX_LINE_CHARS, max_chars: int = MAX_CHARS
+    ) -> None:
         self.max_lines = max_lines
         self.max_line_chars = max_line_chars
         self.max_chars = max_chars
@@ -49,11 +50,11 @@ class LogLines:
         pieces = _BREAK.split(text)
         done = [self._finish(piece) for piece in pieces[:-1]]
         self._extend(pieces[-1])
-        done = done[-self.max_lines:]
+        done = done[-self.max_lines :]
         self.lines.extend(done)
         self.chars += sum(map(len, done))
         self._trim()
-        return done[max(0, len(done) - len(self.lines)):]  # self.lines ends with what is kept of done
+        return done[max(0, len(done) - len(self.lines)) :]  # self.lines ends with what is kept of done
 
     def _finish(self, piece: str) -> str:
         line = self._partial + piece[: self.max_line_chars - len(self._partial)] if not self._clipped else self._partial

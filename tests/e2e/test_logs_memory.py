@@ -101,8 +101,14 @@ def peak_rss_kib(args: list[str], env: dict[str, str], out: Path) -> int:
     """Run the CLI with stdout to a file; its peak resident set in KiB."""
     peak = out.with_suffix(".peak")
     with out.open("wb") as stdout:
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, *args], stdout=stdout, stderr=subprocess.PIPE,
-                                cwd=REPO, env={**env, "PEAK_RSS_FILE": str(peak)}, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_WRAPPER, *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env={**env, "PEAK_RSS_FILE": str(peak)},
+            timeout=120,
+        )
     assert result.returncode == 0, result.stderr.decode()
     return int(peak.read_text())
 

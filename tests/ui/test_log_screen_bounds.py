@@ -14,7 +14,9 @@ from tests.ui.helpers import screen_text
 
 
 def chunks(data: str, job: str, stream: str = "stdout") -> list[LogChunk]:
-    return [LogChunk(job=job, stream=stream, offset=i, text=data[i:i + MAX_READ]) for i in range(0, len(data), MAX_READ)]
+    return [
+        LogChunk(job=job, stream=stream, offset=i, text=data[i : i + MAX_READ]) for i in range(0, len(data), MAX_READ)
+    ]
 
 
 async def open_logs(pilot, app) -> LogsScreen:

@@ -76,14 +76,49 @@ ENV = {"HOME": "/home/someone"}
 SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 ODD_CHARS = st.sampled_from(list("\x00\x01\x07\t\n\r\x1b\x7f\u0085\u2028\ufeff\"'[]{}=.,#\\ -~$`;é中"))
-FRAGMENTS = st.sampled_from([
-    "[", "]", "[[", "]]", "{", "}", '"', "'''", "=", ",", "\n", ".", "#",
-    " = 1", " = true", " = -1", " = 0", " = 1e999", " = nan", " = inf", " = 1979-05-27T07:32:00Z",
-    " = 99999999999999999999999", " = " + "9" * 5000, " = [1, 2]", " = {a = 1}", ' = ""', ' = " "',
-    ' = "a\\nb"', ' = "\\u0000"', ' = "-oProxyCommand=x"', ' = "4 G"', ' = "debug --exclusive"',
-    " = " + "[" * 3000 + "]" * 3000, " = " + "[" * 40 + "]" * 40, " = " + "{a=" * 1500 + "1" + "}" * 1500,
-    "\n[" + ".".join(["t"] * 50) + "]\n", "\n[targets.x]\n", "\n[[rules]]\n", "\n[defaults]\n",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "{",
+        "}",
+        '"',
+        "'''",
+        "=",
+        ",",
+        "\n",
+        ".",
+        "#",
+        " = 1",
+        " = true",
+        " = -1",
+        " = 0",
+        " = 1e999",
+        " = nan",
+        " = inf",
+        " = 1979-05-27T07:32:00Z",
+        " = 99999999999999999999999",
+        " = " + "9" * 5000,
+        " = [1, 2]",
+        " = {a = 1}",
+        ' = ""',
+        ' = " "',
+        ' = "a\\nb"',
+        ' = "\\u0000"',
+        ' = "-oProxyCommand=x"',
+        ' = "4 G"',
+        ' = "debug --exclusive"',
+        " = " + "[" * 3000 + "]" * 3000,
+        " = " + "[" * 40 + "]" * 40,
+        " = " + "{a=" * 1500 + "1" + "}" * 1500,
+        "\n[" + ".".join(["t"] * 50) + "]\n",
+        "\n[targets.x]\n",
+        "\n[[rules]]\n",
+        "\n[defaults]\n",
+    ]
+)
 
 
 @st.composite
@@ -104,12 +139,19 @@ def text_mutation(draw: st.DrawFn, base: str) -> str:
 
 
 TOML_SCALARS = (
-    st.integers(-(2**63), 2**63 - 1) | st.booleans() | st.floats(allow_nan=True) | st.text(max_size=20)
+    st.integers(-(2**63), 2**63 - 1)
+    | st.booleans()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
     | st.sampled_from(["4G", "4 G", "", "-x", "--exclusive", "debug\nx", "01:00:00", "~/x", "/", "a\x00b"])
-    | st.datetimes(min_value=datetime.datetime(1, 1, 1)) | st.dates()
+    | st.datetimes(min_value=datetime.datetime(1, 1, 1))
+    | st.dates()
 )
-TOML_VALUES = st.recursive(TOML_SCALARS, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+TOML_VALUES = st.recursive(
+    TOML_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def toml_value(value: Any) -> str:

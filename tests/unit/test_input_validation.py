@@ -50,8 +50,12 @@ def one_line_error(error: ConfigError, path: Path, line: int | None, key: str) -
         ('[[rules]]\njob_id_glob = ""\n', 2, "rules.job_id_glob", "is empty"),
         ('[[rules]]\njob_id_glob = "a\\u0007b"\n', 2, "rules.job_id_glob", "printable"),
         ('[[rules]]\njob_id_glob = "a"\n\n[[rules]]\njob_id_glob = "b"\nmem = "x"\n', 6, "rules.mem", "memory"),
-        ('[[rules]]\njob_id_glob = "a"\n[rules.worker_resources]\ntime = "soon"\n', 4,
-         "rules.worker_resources.time", "SLURM time"),
+        (
+            '[[rules]]\njob_id_glob = "a"\n[rules.worker_resources]\ntime = "soon"\n',
+            4,
+            "rules.worker_resources.time",
+            "SLURM time",
+        ),
         ("rules = [1]\n", 1, "rules", "must be a table"),
     ],
 )
@@ -82,7 +86,7 @@ def test_sbatch_opts_take_single_options_and_nothing_else(tmp_path):
     good = ["--exclusive", "-N1", "--gres=gpu:1", "--comment=two words", '--comment="a b"']
     for opt in good:
         assert load_defaults(tmp_path, f"sbatch_opts = ['{opt}']\n")["sbatch_opts"] == [opt]
-    bad = ["--exclusive --gres=gpu:1 x", "-p debug", "--partition debug", "exclusive", "", "--c=\"a\" b"]
+    bad = ["--exclusive --gres=gpu:1 x", "-p debug", "--partition debug", "exclusive", "", '--c="a" b']
     assert [opt for opt in bad if not refused(tmp_path, f"sbatch_opts = ['{opt}']\n")] == []
 
 
@@ -105,10 +109,20 @@ def test_mem_takes_digits_with_a_unit_and_nothing_else(tmp_path):
 @pytest.mark.parametrize(
     "text, line, key, words",
     [
-        ('[targets.c]\naddress = "-oProxyCommand=touch /tmp/x"\nbase_path = "/x"\n', 2, "targets.c.address", "not an SSH address"),
+        (
+            '[targets.c]\naddress = "-oProxyCommand=touch /tmp/x"\nbase_path = "/x"\n',
+            2,
+            "targets.c.address",
+            "not an SSH address",
+        ),
         ('[targets.c]\naddress = "login node"\nbase_path = "/x"\n', 2, "targets.c.address", "not an SSH address"),
         ('[targets.c]\naddress = "user@"\nbase_path = "/x"\n', 2, "targets.c.address", "not an SSH address"),
-        ('[targets.c]\naddress = "h\\nProxyCommand x"\nbase_path = "/x"\n', 2, "targets.c.address", "not an SSH address"),
+        (
+            '[targets.c]\naddress = "h\\nProxyCommand x"\nbase_path = "/x"\n',
+            2,
+            "targets.c.address",
+            "not an SSH address",
+        ),
         ('[targets.c]\naddress = "h"\nbase_path = "/x\\ny"\n', 3, "targets.c.base_path", "control character"),
         ('[targets.c]\naddress = "h"\nbase_path = "/x\\u0000y"\n', 3, "targets.c.base_path", "control character"),
         (f'[targets.c]\naddress = "h"\nbase_path = "/{"x" * 2000}"\n', 3, "targets.c.base_path", "characters long"),
@@ -180,8 +194,14 @@ def limited_memory() -> None:
 def test_not_a_regular_file_is_one_line(tmp_path, fifo, loader, kind):
     # in a child with a deadline: before the fix a FIFO blocked in open() and /dev/zero never ended
     path = {"fifo": fifo, "device": Path("/dev/zero"), "directory": tmp_path}[kind]
-    out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET, loader, str(path)], capture_output=True, text=True,
-                         cwd=REPO, timeout=20, preexec_fn=limited_memory)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SNIPPET, loader, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=20,
+        preexec_fn=limited_memory,
+    )
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert out.stdout.startswith(f"{path}: not a regular file (a ") and out.stdout.count("\n") == 1
 
@@ -194,8 +214,15 @@ def test_an_oversized_file_is_refused_without_reading_it(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("nesting", ["x = " + "[" * 5000 + "]" * 5000, "x = " + "{a=" * 3000 + "1" + "}" * 3000,
-                                     "x = " + "[" * 40 + "]" * 40, "[" + ".".join(["a"] * 40) + "]\n"])
+@pytest.mark.parametrize(
+    "nesting",
+    [
+        "x = " + "[" * 5000 + "]" * 5000,
+        "x = " + "{a=" * 3000 + "1" + "}" * 3000,
+        "x = " + "[" * 40 + "]" * 40,
+        "[" + ".".join(["a"] * 40) + "]\n",
+    ],
+)
 @pytest.mark.parametrize("loader", [load_config, lambda p: load_resources(p, cwd=Path("/nonexistent"))])
 def test_deep_nesting_is_one_line(tmp_path, nesting, loader):
     path = tmp_path / "deep.toml"
@@ -226,8 +253,15 @@ def test_xdg_config_that_is_a_directory_is_an_error_not_the_default(tmp_path):
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "repx_tui", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **(env or {})}, timeout=timeout, preexec_fn=limited_memory)
+    return subprocess.run(
+        [sys.executable, "-m", "repx_tui", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        preexec_fn=limited_memory,
+    )
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -271,15 +305,27 @@ def test_cli_run_with_bad_resources_fails_before_connecting_or_writing(tmp_path,
     base = tmp_path / "store"
     config = tmp_path / "config.toml"
     # an address that cannot resolve: any attempt to connect would fail with another message
-    config.write_text(f'[targets.cluster]\naddress = "nowhere.invalid"\nbase_path = "{base}"\n'
-                      'default_scheduler = "slurm"\n')
+    config.write_text(
+        f'[targets.cluster]\naddress = "nowhere.invalid"\nbase_path = "{base}"\ndefault_scheduler = "slurm"\n'
+    )
     resources = tmp_path / "resources.toml"
     if resources_text is None:
         os.mkfifo(resources)
     else:
         resources.write_text(resources_text)
-    result = cli("run", "simulation", "--lab", str(lab_dir), "--target", "cluster", "--resources", str(resources),
-                 "--headless", env={"REPX_CONFIG": str(config)}, timeout=20)
+    result = cli(
+        "run",
+        "simulation",
+        "--lab",
+        str(lab_dir),
+        "--target",
+        "cluster",
+        "--resources",
+        str(resources),
+        "--headless",
+        env={"REPX_CONFIG": str(config)},
+        timeout=20,
+    )
     assert_one_error_line(result, str(resources), needle)
     assert "nowhere.invalid" not in result.stderr + result.stdout and "connect" not in result.stdout
     assert not base.exists()

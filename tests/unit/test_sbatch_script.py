@@ -35,7 +35,7 @@ def helpers(base: str) -> DeployedHelpers:
 
 def header_words(script: str) -> list[list[str]]:
     """The words of each #SBATCH line, split as sbatch's script parser does (quotes group)."""
-    return [shlex.split(line[len("#SBATCH"):]) for line in script.splitlines() if line.startswith("#SBATCH")]
+    return [shlex.split(line[len("#SBATCH") :]) for line in script.splitlines() if line.startswith("#SBATCH")]
 
 
 def script_for(directives: Directives, base: str = "/srv/base") -> str:
@@ -95,8 +95,13 @@ def lab(tmp_path_factory) -> Lab:
     return Lab.load(labgen.make_lab(tmp_path_factory.mktemp("lab") / "lab", "quick"))
 
 
-@pytest.mark.parametrize("hints, problem", [({"mem": 4096}, r"resource mem: wrong type \(int: 4096\)"),
-                                            ({"cpus": "4"}, r"resource cpus-per-task: wrong type \(str: '4'\)")])
+@pytest.mark.parametrize(
+    "hints, problem",
+    [
+        ({"mem": 4096}, r"resource mem: wrong type \(int: 4096\)"),
+        ({"cpus": "4"}, r"resource cpus-per-task: wrong type \(str: '4'\)"),
+    ],
+)
 def test_hint_of_the_wrong_type_on_scatter_gather_is_a_clear_error_not_a_traceback(lab, hints, problem):
     sg_id = next(j for j in lab.jobs if "stage-D" in j)
     job = dataclasses.replace(lab.jobs[sg_id], resource_hints=hints)
