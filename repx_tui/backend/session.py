@@ -21,7 +21,7 @@ from repx_tui.backend.events import (
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
-from repx_tui.backend.logs import LogFollower, Stream, list_log_units
+from repx_tui.backend.logs import FOLLOW_TAIL_MAX_BYTES, LogFollower, Stream, list_log_units
 from repx_tui.backend.resources import Resources
 from repx_tui.backend.sync import resolve_layout, sync_lab
 from repx_tui.backend.transport import Transport, open_transport
@@ -193,6 +193,7 @@ class TargetSession:
 
     async def tail_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None,
                        lines: int = 50) -> LogChunk | None:
+        """The last `lines` lines, streamed as LogChunk events (memory: one read, whatever N)."""
         await self.connect()
         follower = self.log(job_id, stream, sub)
         chunk = await follower.tail(lines)
@@ -201,6 +202,8 @@ class TargetSession:
         return chunk
 
     async def follow_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None, *,
-                         tail_lines: int | None = 50, stop: asyncio.Event | None = None) -> None:
+                         tail_lines: int | None = 50, tail_max_bytes: int | None = FOLLOW_TAIL_MAX_BYTES,
+                         stop: asyncio.Event | None = None) -> None:
+        """The tail, then new text as it arrives (by byte offset), until stopped."""
         await self.connect()
-        await self.log(job_id, stream, sub).follow(stop, tail_lines=tail_lines)
+        await self.log(job_id, stream, sub).follow(stop, tail_lines=tail_lines, tail_max_bytes=tail_max_bytes)

@@ -11,35 +11,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 
 from repx_tui.backend.errors import RepxError
-from repx_tui.backend.events import Event, LogChunk
-from repx_tui.backend.logs import LogFollower
-from repx_tui.headless.status import open_session
-
-
-def _write(event: Event) -> None:
-    if isinstance(event, LogChunk):
-        sys.stdout.write(event.text)
-        sys.stdout.flush()
+from repx_tui.backend.events import LogChunk
+from repx_tui.backend.logs import Stream
+from repx_tui.headless.common import open_session
+from repx_tui.headless.render import renderer
 
 
 async def main(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise RepxError(f"-n {args.lines}: the number of lines cannot be negative")
     spec, _, sub = args.job.partition("/")
-    async with open_session(args) as session:
-        jobs = session.lab.select([spec])
+    render = renderer(False)
+    # the log text itself, as it comes, and nothing else (a pipe gets exactly the log's lines)
+    async with open_session(args, lambda event: render(event) if isinstance(event, LogChunk) else None) as session:
+        jobs = session.require_lab().select([spec])
         if len(jobs) != 1:
             raise RepxError(f"'{spec}' names {len(jobs)} jobs; logs needs exactly one", hint="give a job id")
-        stream = "stderr" if args.stderr else "stdout"
-        follower = LogFollower(session.transport, session.layout, jobs[0], stream, sub or None, emit=_write)
+        stream: Stream = "stderr" if args.stderr else "stdout"
         if args.follow:
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower.follow(tail_lines=args.lines, tail_max_bytes=None)  # exactly N lines, streamed
+            with contextlib.suppress(asyncio.CancelledError):  # exactly N lines, streamed, then follow
+                await session.follow_log(jobs[0], stream, sub or None, tail_lines=args.lines, tail_max_bytes=None)
             return 0
-        chunk = await follower.tail(args.lines)
-        if chunk is None and await session.transport.file_size(follower.path) is None:
-            raise RepxError(f"no {stream} log yet for {jobs[0]} ({follower.path})", hint="has the job started?")
+        await session.tail_log(jobs[0], stream, sub or None, lines=args.lines)
     return 0
