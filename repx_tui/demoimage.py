@@ -78,7 +78,7 @@ class ImageWriter:
         if size:
             info = _tar_info(f"{base}/padding.bin", tarfile.REGTYPE, 0o444)
             info.size = size
-            tf.addfile(info, _RandomReader(f"{index}:{seed}", size))  # type: ignore[arg-type]
+            tf.addfile(info, _RandomReader(f"{index}:{seed}", size))
 
 
 def _tar_info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:

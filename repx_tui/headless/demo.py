@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from typing import Any
 from pathlib import Path
 
 from repx_tui.backend.config import Config, embedded_default, xdg_dir
 
-DEMO_OPTIONS = {"image_layers": 3, "log_lines": 40, "log_delay": 0.05, "sleep_seconds": 1.0}
+DEMO_OPTIONS: dict[str, Any] = {"image_layers": 3, "log_lines": 40, "log_delay": 0.05, "sleep_seconds": 1.0}
 
 
 def demo_dir(args: argparse.Namespace) -> Path:
