@@ -127,3 +127,19 @@ pkg_installed() {
     status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" || return 1
     [[ "$status" == "install ok installed" ]]
 }
+
+# env_replace PREFIX [KEY=VALUE...]: in $REPX_E2E_DIR/env, drop every line that starts with
+# PREFIX and append the given lines (values %q-quoted), atomically. The scripts of services
+# that start on their own (2FA sshd, podman) keep their lines in the shared env file this way.
+env_replace() {
+    local prefix="$1" file="$REPX_E2E_DIR/env" line
+    shift
+    mkdir -p "$REPX_E2E_DIR"
+    {
+        [[ ! -e "$file" ]] || awk -v p="$prefix" 'index($0, p) != 1' "$file"
+        for line in "$@"; do
+            printf '%s=%q\n' "${line%%=*}" "${line#*=}"
+        done
+    } >"$file.tmp.$$"
+    mv -f "$file.tmp.$$" "$file"
+}

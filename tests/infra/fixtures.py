@@ -15,6 +15,12 @@ Fixtures
 ``sshd_auth_count``  callable ``count(user=None, source_port=None) -> int``:
                      number of ``Accepted publickey`` lines in sshd.log so far.
 ``slurm_available``  (session) dict(partition=, node=, cpus=) once SLURM answers.
+``twofa_target``     root@ the two-factor sshd (key + TOTP through keyboard-interactive).
+``twofa_pw_target``  e2e@ the two-factor sshd (passphrase-protected key + password = TOTP).
+                     Both carry ``totp``: a ``Totp`` whose ``fresh_code()`` waits for a code
+                     pam_oath has not seen yet (it refuses a code used once).
+``podman_available`` (session) root podman configured by start-podman.sh.
+``docker_available`` (session) the docker CLI answered by a daemon (podman's API here).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import re
 import shlex
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -181,3 +188,119 @@ def slurm_available(e2e_env) -> dict:
     if not state.startswith(("idle", "mix", "alloc")):
         _unavailable(f"SLURM node {node} is {state!r}")
     return {"node": node, "partition": partition.rstrip("*"), "cpus": int(cpus)}
+
+
+# --- two-factor sshd (tests/infra/start-2fa-sshd.sh) -----------------------------------------
+
+TOTP_STEP = 30
+
+
+class Totp:
+    """TOTP codes for one user of the two-factor sshd. pam_oath refuses a code that was used
+    once (it records the last login in its users file), so a test that logs in waits, with a
+    deadline, for a time step after the recorded one; it never sleeps blindly."""
+
+    def __init__(self, user: str, secret: str, users_file: Path) -> None:
+        self.user, self.secret, self.users_file = user, secret, users_file
+
+    def code(self, at: float | None = None) -> str:
+        moment = f"@{int(at if at is not None else time.time())}"
+        out = subprocess.run(
+            ["oathtool", "--totp", "-N", moment, self.secret], capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+
+    def last_used_step(self) -> int:
+        """The time step of this user's last accepted code (-1 when none), from pam_oath's file."""
+        try:
+            lines = self.users_file.read_text().splitlines()
+        except OSError:
+            return -1
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 7 and fields[1] == self.user:
+                stamp = fields[6].rstrip("L")
+                return int(time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))) // TOTP_STEP
+        return -1
+
+    def fresh_code(self, timeout: float = 2 * TOTP_STEP + 5) -> str:
+        """A code of a time step after the last one used, waiting (bounded) for that step."""
+        from tests.helpers import wait_until
+
+        last = self.last_used_step()
+        wait_until(
+            lambda: time.time() // TOTP_STEP > last,
+            timeout=timeout,
+            interval=0.2,
+            message=f"a TOTP time step after the last one used for {self.user}",
+        )
+        return self.code()
+
+    def wrong_code(self) -> str:
+        """A 6-digit code that is no valid code of the steps pam_oath's window accepts now."""
+        now = time.time()
+        valid = {self.code(now + k * TOTP_STEP) for k in range(-21, 22)}
+        return next(c for c in (f"{n:06d}" for n in range(123456, 1_000_000, 7919)) if c not in valid)
+
+
+@pytest.fixture(scope="session")
+def twofa_env(e2e_env) -> dict[str, str]:
+    env = read_env_file(e2e_dir() / "env")  # start-2fa-sshd.sh appends its lines on its own
+    if not env.get("REPX_E2E_2FA_PORT"):
+        _unavailable("the two-factor sshd is not up (no REPX_E2E_2FA_PORT; bash tests/infra/start-2fa-sshd.sh)")
+    if not _tcp_open(env["REPX_E2E_2FA_HOST"], int(env["REPX_E2E_2FA_PORT"])):
+        _unavailable(f"the two-factor sshd is not listening on port {env['REPX_E2E_2FA_PORT']}")
+    return env
+
+
+def _twofa(env: dict[str, str], user: str, alias: str, key: str, secret: str) -> dict:
+    return {
+        "host": env["REPX_E2E_2FA_HOST"],
+        "port": int(env["REPX_E2E_2FA_PORT"]),
+        "user": user,
+        "alias": alias,
+        "key": env[key],
+        "ssh_config": env["REPX_E2E_2FA_SSH_CONFIG"],
+        "known_hosts": env["REPX_E2E_2FA_KNOWN_HOSTS"],
+        "sshd_log": env["REPX_E2E_2FA_LOG"],
+        "passphrase": env["REPX_E2E_2FA_PASSPHRASE"],
+        "totp": Totp(user, env[secret], Path(env["REPX_E2E_2FA_USERS"])),
+    }
+
+
+@pytest.fixture
+def twofa_target(twofa_env) -> dict:
+    """root@ the two-factor sshd: its key, then a TOTP code through keyboard-interactive."""
+    return _twofa(twofa_env, "root", "e2e-2fa", "REPX_E2E_2FA_KEY", "REPX_E2E_2FA_SECRET_ROOT")
+
+
+@pytest.fixture
+def twofa_pw_target(twofa_env) -> dict:
+    """e2e@ the two-factor sshd: a passphrase-protected key, then a password (its TOTP code)."""
+    return _twofa(twofa_env, "e2e", "e2e-2fa-pw", "REPX_E2E_2FA_PASS_KEY", "REPX_E2E_2FA_SECRET_E2E")
+
+
+def twofa_logins(log: str | Path, user: str, method: str = "keyboard-interactive/pam") -> int:
+    """Completed logins of `user` by `method` in the two-factor sshd's log so far."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except FileNotFoundError:
+        return 0
+    return len(re.findall(rf"Accepted {re.escape(method)} for {re.escape(user)} from", text))
+
+
+# --- containers (tests/infra/start-podman.sh) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def podman_available(e2e_env) -> None:
+    env = read_env_file(e2e_dir() / "env")
+    if env.get("REPX_E2E_CONTAINERS_PODMAN") != "1":
+        _unavailable("podman is not set up (bash tests/infra/start-podman.sh)")
+
+
+@pytest.fixture(scope="session")
+def docker_available(podman_available) -> None:
+    env = read_env_file(e2e_dir() / "env")
+    if env.get("REPX_E2E_CONTAINERS_DOCKER") != "1":
+        _unavailable("no docker daemon (nor podman's docker-compatible service) answers the docker CLI")

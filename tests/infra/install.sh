@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the real-services test bed needs. Idempotent: only missing
+# Install what the real-services test bed needs (sshd, SLURM, the two-factor
+# sshd's PAM module and TOTP tool, root podman with runc). Idempotent: only missing
 # Debian packages are installed, all of them in ONE apt-get call (each extra
 # call costs ~5 s of dpkg/man-db triggers), and the project's editable install
 # is redone only when pyproject.toml changed.
@@ -13,6 +14,8 @@ PACKAGES=(
     openssh-server openssh-sftp-server openssh-client rsync
     slurmctld slurmd slurm-client munge slurmdbd mariadb-server
     bubblewrap shellcheck jq procps iproute2 tmux
+    libpam-oath oathtool
+    podman runc
 )
 
 t0="$(now)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bring up the whole real-services test bed (packages, sshd, SLURM) and write
+# Bring up the whole real-services test bed (packages, sshd, SLURM, the two-factor
+# sshd, podman) and write
 # $REPX_E2E_DIR/env for the tests. Idempotent: safe to run again while running.
 #   REPX_E2E_SKIP_INSTALL=1   do not run install.sh
 set -euo pipefail
@@ -36,6 +37,10 @@ env_file="$REPX_E2E_DIR/env"
     printf 'REPX_E2E_SLURM=%q\n' 1
 } >"$env_file.tmp"
 mv -f "$env_file.tmp" "$env_file"
+
+# These append their own lines to the env file (and can be started alone).
+step 2fa-sshd start-2fa-sshd.sh
+step podman start-podman.sh
 
 timings+=("total=$(elapsed_since "$t_all")s")
 log "test bed up: ${timings[*]}"

@@ -37,6 +37,8 @@ stop_pidfile "$S/slurmdbd.pid" slurmdbd 15
 stop_pidfile "$S/mysql/mariadbd.pid" mariadbd 30
 stop_pidfile "$S/munge/munged.pid" munged 5
 stop_pidfile "$REPX_E2E_DIR/sshd/sshd.pid" sshd 5
+bash "$INFRA_DIR/stop-2fa-sshd.sh"
+bash "$INFRA_DIR/stop-podman.sh"
 
 # The shaped "login host" of start-netns.sh, if it was started: its processes by PID file,
 # then the namespace (deleting it removes both veth ends).
