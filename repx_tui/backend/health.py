@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import humanize
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, HealthCheck, TargetHealth, discard
+from repx_tui.backend.runtimes import PROBE_FUNCTION, configured_runtimes, parse_probe
 
-# One round trip for everything after login. Prints key=value lines.
-_PROBE = r"""
-base=$1; scheduler=$2
+# One round trip for everything after login. Prints key=value lines, then one line per
+# container runtime the target is configured for (see runtimes.py).
+_PROBE = (
+    PROBE_FUNCTION
+    + r"""
+base=$1; scheduler=$2; shift 2
 if [ "$scheduler" = slurm ]; then
   if command -v sbatch >/dev/null 2>&1 && command -v squeue >/dev/null 2>&1; then
     echo "scheduler=ok"
@@ -36,7 +40,9 @@ else
 fi
 echo "free_kib=$(df -Pk -- "$base" 2>/dev/null | awk 'NR==2 {print $4}')"
 echo "rsync=$(command -v rsync >/dev/null 2>&1 && echo yes || echo no)"
+probe_runtimes "$@"
 """
+)
 
 LOW_SPACE_BYTES = 1 << 30
 
@@ -55,16 +61,19 @@ async def check_target(target: Target, emit: EventSink = discard, timeout: float
     try:
         try:
             await asyncio.wait_for(transport.connect(), timeout)
-        except (RepxError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, RepxError, OSError) as exc:
             detail = str(exc) if not isinstance(exc, asyncio.TimeoutError) else f"no answer within {timeout:.0f} s"
             checks.append(HealthCheck("reachable", False, detail, None if target.is_local else _ssh_hint(target)))
             return _done(target, checks, started, emit)
         checks.append(HealthCheck("reachable", True, "this machine" if target.is_local else "logged in"))
         base = await transport.resolve_path(target.base_path)
-        result = await asyncio.wait_for(transport.run_script(_PROBE, base, scheduler, check=False), timeout)
-        facts = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        runtimes = target_runtimes(target, scheduler)
+        probe = transport.run_script(_PROBE, base, scheduler, *runtimes, check=False)
+        result = await asyncio.wait_for(probe, timeout)
+        facts = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line and "\t" not in line)
         checks.extend(_interpret(target, base, scheduler, facts))
-    except (RepxError, asyncio.TimeoutError, OSError) as exc:
+        checks.extend(_runtime_checks(target, runtimes, result.stdout))
+    except (TimeoutError, RepxError, OSError) as exc:
         checks.append(HealthCheck("probe", False, str(exc) or "timed out", None))
     finally:
         try:
@@ -84,7 +93,9 @@ def _interpret(target: Target, base: str, scheduler: str, facts: dict[str, str])
         checks.append(HealthCheck("scheduler", True, detail))
     else:
         checks.append(
-            HealthCheck("scheduler", False, "sbatch/squeue not found on the target", f"{where}sinfo   # is SLURM on PATH?")
+            HealthCheck(
+                "scheduler", False, "sbatch/squeue not found on the target", f"{where}sinfo   # is SLURM on PATH?"
+            )
         )
     if facts.get("writable") == "yes":
         checks.append(HealthCheck("base_path", True, f"{base} writable"))
@@ -94,7 +105,7 @@ def _interpret(target: Target, base: str, scheduler: str, facts: dict[str, str])
                 "base_path",
                 False,
                 f"{base} is not writable",
-                f"{where}\"mkdir -p {base} && touch {base}/.test\"",
+                f'{where}"mkdir -p {base} && touch {base}/.test"',
             )
         )
     free = facts.get("free_kib", "").strip()
@@ -109,6 +120,27 @@ def _interpret(target: Target, base: str, scheduler: str, facts: dict[str, str])
                 None if ok else "free some space under base_path or choose another base_path",
             )
         )
+    return checks
+
+
+def target_runtimes(target: Target, scheduler: str) -> list[str]:
+    """The container runtimes this target may run jobs in: its scheduler table's execution
+    types and its default execution type."""
+    return configured_runtimes([*target.execution_types(scheduler), target.default_execution_type or ""])
+
+
+def _runtime_checks(target: Target, runtimes: list[str], probe_output: str) -> list[HealthCheck]:
+    where = "" if target.is_local else f"ssh {target.address} "
+    checks = []
+    for name, fact in parse_probe(probe_output, runtimes).items():
+        hint = None
+        if not fact.ok:
+            hint = (
+                f"{where}{name} version   # install {name} there, or drop it from the target's execution_types"
+                if fact.state == "missing"
+                else f"{where}{name} info   # is its daemon/service running?"
+            )
+        checks.append(HealthCheck(f"runtime {name}", fact.ok, fact.describe(), hint))
     return checks
 
 

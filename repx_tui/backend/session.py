@@ -127,10 +127,11 @@ class TargetSession:
     ) -> SubmitResult:
         """What `run` means everywhere: refuse a missing source run before anything is sent,
         sync what these jobs need, submit them."""
-        from repx_tui.backend.schedulers import check_source_runs
+        from repx_tui.backend.schedulers import check_runtimes, check_source_runs
 
         lab = self.require_lab()
         await self.connect()
+        await check_runtimes(self.transport, lab, self.target, self.scheduler, job_ids, execution_type)
         if not allow_missing_runs:
             await check_source_runs(self.transport, self.layout, lab, self.target, self.scheduler, job_ids)
         await self.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))

@@ -257,6 +257,99 @@ apply_whiteouts() {
     done < <(find "$ROOTFS" -name '.wh.*' ! -name '.wh..wh..opq' -print0)
 }
 
+# --- podman / docker: the image loaded once per node from the verified layers ------------------
+#
+# The engine's own image store is the per-node marker: the image is loaded under a name that
+# says what it was loaded from (the spec's layers_sha256 and the config's sha256), so a later
+# job on the same node finds it and loads nothing, and a changed image gets a new name. The
+# load itself takes the same checked layers as bwrap and runs under a lock, once.
+
+CONTAINER_IMAGE=""
+
+refuse_runtime() { # MESSAGE
+    printf '[repx] FAIL: runtime %s: %s\n' "$RUNTIME" "$*" >>"$JOB_ROOT/repx/stderr.log"
+    exit 1
+}
+
+prepare_container_image() {
+    local image_dir config_name config_sha want name lock stage i out
+    command -v "$RUNTIME" >/dev/null 2>&1 || refuse_runtime "$RUNTIME is not installed on $(uname -n)"
+    image_dir="$BASE/artifacts/$IMAGE_PATH"
+    config_name="$(jq -r '.[0].Config // ""' "$image_dir/manifest.json")" || config_name=""
+    [[ "$config_name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ && -f "$image_dir/$config_name" ]] \
+        || refuse_image "its manifest names no config file (got '$config_name')"
+    config_sha="$(sha256_of "$image_dir/$config_name")"
+    want="$(jq -r '.image.layers_sha256 // ""' "$SPEC_FILE")"
+    name="$(tr 'A-Z:' 'a-z-' <<<"$IMAGE_TAG")"
+    CONTAINER_IMAGE="localhost/repx-${name:0:100}:$(printf '%s %s' "$want" "$config_sha" | sha256_of /dev/stdin | cut -c1-32)"
+    if container_image_present; then return; fi
+    mkdir -p "$CACHE_ROOT/cache/images"
+    lock="$CACHE_ROOT/cache/images/.$IMAGE_TAG.$RUNTIME.lock"
+    exec 8>>"$lock"
+    flock -x 8
+    if ! container_image_present; then
+        check_layers "$image_dir/manifest.json"
+        stage="$(mktemp -d "${TMPDIR:-/tmp}/repx-image.XXXXXX")"
+        cp -- "$image_dir/$config_name" "$stage/$config_name"
+        for i in "${!LAYER_DIGESTS[@]}"; do
+            layer_file "${LAYER_DIGESTS[i]}" "${LAYER_SHAS[i]}"
+            mkdir -p "$stage/${LAYER_DIGESTS[i]}"
+            ln -s "$LAYER" "$stage/${LAYER_DIGESTS[i]}/layer.tar"
+        done
+        jq --arg ref "$CONTAINER_IMAGE" '[.[0] | .RepoTags = [$ref]]' "$image_dir/manifest.json" >"$stage/manifest.json"
+        if ! out="$(tar -C "$stage" -chf - . | "$RUNTIME" load 2>&1)" || ! container_image_present; then
+            rm -rf "$stage"
+            refuse_runtime "loading the image into $RUNTIME failed: $(tail -n 1 <<<"$out")"
+        fi
+        rm -rf "$stage"
+        printf '[repx] %s: loaded image %s as %s\n' "$RUNTIME" "$IMAGE_TAG" "$CONTAINER_IMAGE" >>"$JOB_ROOT/repx/stderr.log"
+    fi
+    flock -u 8
+    exec 8>&-
+}
+
+container_image_present() {
+    "$RUNTIME" image inspect --format '{{.Id}}' "$CONTAINER_IMAGE" >/dev/null 2>&1
+}
+
+# The same mounts as bwrap: base_path, node_local_path, mount_paths, or the host's system
+# dirs read-only (mount_host_paths). The job runs as the submitting user, so its outputs are
+# that user's whatever the image's config says; rootless podman keeps the uid the same inside.
+container_args() { # SCRIPT
+    local args=(--pull never --network host --log-driver none --user "$(id -u):$(id -g)" -w /tmp
+        --entrypoint "$1" -v "$BASE:$BASE")
+    [[ "$RUNTIME" != podman || "$EUID" == 0 ]] || args+=(--userns keep-id)
+    [[ -z "$NODE_LOCAL" ]] || args+=(-v "$NODE_LOCAL:$NODE_LOCAL")
+    local dir
+    if [[ "$MOUNT_HOST" == true ]]; then
+        for dir in /usr /bin /lib /lib64 /etc /opt; do
+            [[ ! -e "$dir" ]] || args+=(-v "$dir:$dir:ro")
+        done
+    fi
+    while IFS= read -r dir; do
+        [[ -z "$dir" ]] || args+=(-v "$dir:$dir")
+    done < <(jq -r '.mount_paths // [] | .[]' "$SPEC_FILE")
+    printf '%s\0' "${args[@]}"
+}
+
+# Not `run --rm`: through podman's Docker-compatible API the docker CLI then reports exit 0
+# for any exit. The container is named, waited for, and removed; a TERM (cancel) stops it.
+run_container() { # SCRIPT OUT INPUTS PARAMS
+    local name="repx-$$-${RANDOM}" args=() pid rc=0
+    mapfile -d '' args < <(container_args "$1")
+    shift
+    trap '"$RUNTIME" stop --time 5 "$name" >/dev/null 2>&1 || true' TERM INT
+    "$RUNTIME" run --name "$name" "${args[@]}" "$CONTAINER_IMAGE" "$@" &
+    pid=$!
+    while true; do
+        rc=0
+        wait "$pid" || rc=$?
+        kill -0 "$pid" 2>/dev/null || break # a trap interrupted the wait: wait on
+    done
+    "$RUNTIME" rm -f "$name" >/dev/null 2>&1 || true
+    return "$rc"
+}
+
 bwrap_args() {
     local args=(--ro-bind "$ROOTFS" / --dev /dev --proc /proc --tmpfs /tmp
         --bind "$BASE" "$BASE" --die-with-parent --unshare-pid)
@@ -281,9 +374,7 @@ exec_unit() { # SCRIPT OUT INPUTS PARAMS  (runs in the foreground of a subshell)
             mapfile -d '' args < <(bwrap_args)
             exec bwrap "${args[@]}" -- "$@"
             ;;
-        docker | podman)
-            exec "$RUNTIME" run --rm -i -v "$BASE:$BASE" -w /tmp "$IMAGE_TAG" "$@"
-            ;;
+        docker | podman) run_container "$@" ;;
         *)
             echo "unknown runtime $RUNTIME" >&2
             exit 127
@@ -433,9 +524,10 @@ main() {
     jq .params "$SPEC_FILE" >"$PARAMS_FILE"
     trap on_exit EXIT
     trap on_signal TERM INT
-    if [[ "$RUNTIME" == bwrap ]]; then
-        prepare_rootfs
-    fi
+    case "$RUNTIME" in
+        bwrap) prepare_rootfs ;;
+        docker | podman) prepare_container_image ;;
+    esac
     if [[ "$STAGE_TYPE" == scatter-gather ]]; then
         find "$JOB_ROOT/out" -mindepth 1 -delete
         run_scatter_gather || rc=$?

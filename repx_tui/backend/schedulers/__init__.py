@@ -86,6 +86,31 @@ async def check_source_runs(
         )
 
 
+async def check_runtimes(
+    transport: Transport, lab: Lab, target: Target, scheduler: str, job_ids: Sequence[str], execution_type: str | None
+) -> None:
+    """Refuse, before anything is sent or runs, jobs whose container runtime (podman, docker)
+    is missing on the target or does not answer: one round trip, only when a job needs one."""
+    from repx_tui.backend.runtimes import CONTAINER_RUNTIMES, probe_runtimes
+    from repx_tui.backend.schedulers.jobspec import resolve_runtime
+
+    needed: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        runtime = resolve_runtime(lab, job_id, target, scheduler, execution_type)
+        if runtime in CONTAINER_RUNTIMES:
+            needed.setdefault(runtime, []).append(job_id)
+    if not needed:
+        return
+    facts = await probe_runtimes(transport, sorted(needed))
+    for runtime, jobs in sorted(needed.items()):
+        fact = facts[runtime]
+        if not fact.ok:
+            raise SchedulerError(
+                f"{len(jobs)} job(s) would run in {runtime} on {target.name}, but {fact.problem()}; nothing was submitted",
+                hint=f"install {runtime} on {target.name}, or choose another runtime (--execution-type bwrap or native)",
+            )
+
+
 async def submit(
     transport: Transport,
     layout: RemoteLayout,
@@ -105,6 +130,7 @@ async def submit(
     if scheduler not in ("slurm", "local"):
         raise SchedulerError(f"unknown scheduler '{scheduler}' (expected local or slurm)")
     started = time.monotonic()
+    await check_runtimes(transport, lab, target, scheduler, job_ids, execution_type)
     emit(PhaseStarted(phase=Phase.SUBMIT, detail=f"{len(job_ids)} jobs via {scheduler}", total_files=len(job_ids)))
     helpers = await deploy_helpers(transport, layout, lab)
     order = lab.topological_order(job_ids)
@@ -127,4 +153,4 @@ async def submit(
     return result
 
 
-__all__ = ["SubmitResult", "check_source_runs", "parse_answer_lines", "submit", "upstream_for_submit"]
+__all__ = ["SubmitResult", "check_runtimes", "check_source_runs", "parse_answer_lines", "submit", "upstream_for_submit"]
