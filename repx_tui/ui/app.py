@@ -1,18 +1,25 @@
-"""The Textual app: screens (Targets, Sync, Jobs as modes; Logs, Cancel, Help, menus pushed),
-fed only by backend events that the Controller forwards as messages."""
+"""The Textual app: screens (Targets, Sync, Jobs as modes; Logs, Cancel, Help, menus pushed).
+
+The App is the one router (see messages.py): screens post messages up and the App hands them to
+the Controller (one TargetSession per target); each backend event reaches the App as a
+`BackendEventMessage`, is applied to the models here, and goes down to the screens as a message.
+"""
 
 from __future__ import annotations
 
 import gc
 import posixpath
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.widgets import Input
 
 from repx_tui.backend.config import Config
@@ -20,28 +27,42 @@ from repx_tui.backend.events import (
     ConnectionState,
     JobCancelled,
     JobsChanged,
-    LayerProgress,
     LogChunk,
     Notice,
     Phase,
     PhaseDone,
     PhaseFailed,
-    PhaseProgress,
     PhaseSkipped,
-    PhaseStarted,
     TargetHealth,
 )
-from repx_tui.ui.controller import BackendEventMessage, BackendFailed, Controller, LabLoaded, TaskDone
-from repx_tui.ui.model import JobsModel, SyncModel, TargetsModel
-from repx_tui.ui.screens.cancel import CancelScreen
+from repx_tui.ui.controller import BackendEventMessage, BackendFailed, Controller, LabLoaded, LogUnitsFound, TaskDone
+from repx_tui.ui.messages import (
+    BackendUpdate,
+    CancelRequested,
+    CancelSelection,
+    CheckTargets,
+    CopyOutputPaths,
+    Down,
+    FollowLog,
+    JobsUpdated,
+    LabOpened,
+    ListLogUnits,
+    LogFollowing,
+    LogUnitsListed,
+    OpenLog,
+    TargetPicked,
+    TargetsChecking,
+)
+from repx_tui.ui.model import SYNC_EVENTS, JobsModel, SyncEvent, SyncModel, TargetsModel
 from repx_tui.ui.screens.help import HelpScreen
 from repx_tui.ui.screens.jobs import JobsScreen
 from repx_tui.ui.screens.logs import LogsScreen
 from repx_tui.ui.screens.sync import SyncScreen
 from repx_tui.ui.screens.targets import TargetsScreen
-from repx_tui.ui.widgets.menu import KeyMenu
 
-SYNC_EVENTS = (PhaseStarted, PhaseProgress, PhaseDone, PhaseSkipped, PhaseFailed, LayerProgress)
+NOTICE_SEVERITY: dict[str, SeverityLevel] = {"error": "error", "warning": "warning"}
+# Events a screen shows as they are (after the App applied them to its models).
+SCREEN_EVENTS = (*SYNC_EVENTS, TargetHealth, JobCancelled, LogChunk)
 
 
 class RepxCommands(Provider):
@@ -105,7 +126,7 @@ class RepxApp(App):
         self.autostart = autostart  # tests that feed events by hand turn the backend off
         self.jobs_model = JobsModel()
         self.sync_model = SyncModel(clock=clock)
-        self.targets_model = TargetsModel(names=list(config.targets))
+        self.targets_model = TargetsModel(targets=dict(config.targets))
         self._last_stale_error: str | None = None
         self._gc_frozen = False
 
@@ -129,7 +150,7 @@ class RepxApp(App):
 
     def on_lab_loaded(self, message: LabLoaded) -> None:
         self.jobs_model.load_lab(message.lab)
-        self._jobs_screen_call(lambda s: s.relayout())
+        self._tell_screens(LabOpened)
         gc.freeze()  # the Lab lives as long as the app: keep full collections from re-scanning it
         if self.controller.target is None or not self.autostart:
             return
@@ -139,18 +160,15 @@ class RepxApp(App):
             self.controller.watch_status()
 
     def check_targets(self) -> None:
-        names = list(self.controller.config.targets)
+        names = self.targets_model.names
         self.targets_model.checking = set(names)
-        screen = self._screen_of(TargetsScreen)
-        if screen:
-            screen.show_checking(names)
+        self._tell_screens(TargetsChecking, names)
         self.controller.check_targets(names)
 
     def check_unchecked_targets(self) -> None:
         """Check the targets with no result and no check under way (the demo and `run` start on
         other screens, so the Targets screen can be opened before anything was checked)."""
-        model = self.targets_model
-        if self.autostart and any(n not in model.health and n not in model.checking for n in model.names):
+        if self.autostart and self.targets_model.unchecked():
             self.check_targets()
 
     def pick_target(self, name: str) -> None:
@@ -163,7 +181,58 @@ class RepxApp(App):
         if self.controller.lab is not None and self.autostart:
             self.controller.watch_status()
 
-    # --- backend events ---------------------------------------------------------------
+    def cancel_selected(self) -> None:
+        """Command palette: the Jobs screen knows the selection and asks for the confirmation."""
+        screen = self._screen_of(JobsScreen)
+        if screen is None:
+            self.notify("Nothing to cancel: move to a job or mark some with x", severity="warning")
+        else:
+            screen.post_message(CancelSelection())
+
+    # --- what the screens ask for (messages up) -------------------------------------------
+
+    def on_target_picked(self, message: TargetPicked) -> None:
+        self.pick_target(message.name)
+
+    def on_check_targets(self, message: CheckTargets) -> None:
+        if message.only_unchecked:
+            self.check_unchecked_targets()
+        else:
+            self.check_targets()
+
+    def on_cancel_requested(self, message: CancelRequested) -> None:
+        if self.autostart:
+            self.controller.cancel(message.job_ids)
+
+    def on_open_log(self, message: OpenLog) -> None:
+        # Leaving the Logs screen (Esc) stops following its log.
+        screen = LogsScreen(message.job_id, message.stream, message.sub)
+        self.push_screen(screen, lambda _result: self.controller.stop("logs"))
+
+    def on_follow_log(self, message: FollowLog) -> None:
+        if self.autostart:  # starting it cancels the follow it replaces (one "logs" worker)
+            self.controller.follow_log(message.job_id, message.stream, message.sub)
+        # Queued behind every LogChunk already posted: the replaced follow emits none after this
+        # point, so the Logs screen knows where the old log's text ends.
+        self.call_later(self._tell_screens, LogFollowing, message.token)
+
+    def on_list_log_units(self, message: ListLogUnits) -> None:
+        if self.autostart:
+            self.controller.log_units(message.job_id)
+
+    def on_log_units_found(self, message: LogUnitsFound) -> None:
+        self._tell_screens(LogUnitsListed, message.job_id, message.units)
+
+    def on_copy_output_paths(self, message: CopyOutputPaths) -> None:
+        target = self.controller.target
+        if not message.job_ids or target is None:
+            self.notify("Pick a target and a job first", severity="warning")
+            return
+        paths = [posixpath.join(target.base_path, "outputs", j, "out") for j in message.job_ids]
+        self.copy_to_clipboard("\n".join(paths))
+        self.notify(f"copied {paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else ""))
+
+    # --- backend events (applied to the models, then down to the screens) -----------------
 
     def on_backend_event_message(self, message: BackendEventMessage) -> None:
         event = message.event
@@ -174,29 +243,17 @@ class RepxApp(App):
         elif isinstance(event, TargetHealth):
             self.targets_model.health[event.target] = event
             self.targets_model.checking.discard(event.target)
-            screen = self._screen_of(TargetsScreen)
-            if screen:
-                screen.show_health(event)
-        elif isinstance(event, JobCancelled):
-            if isinstance(self.screen, CancelScreen):
-                self.screen.show_outcome(event)
-        elif isinstance(event, LogChunk):
-            for screen in self.screen_stack:
-                if isinstance(screen, LogsScreen) and screen.job_id == event.job:
-                    screen.add_chunk(event.stream, event.text)
         elif isinstance(event, ConnectionState):
             self.sub_title = f"{event.target}: {event.state}"
             if event.state in ("lost", "reconnecting"):
                 self.notify(f"{event.target}: connection {event.state} {event.detail}".strip(), severity="warning")
         elif isinstance(event, Notice):
-            severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
-            self.notify(event.message, severity=severity)
+            self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"))
+        if isinstance(event, SCREEN_EVENTS):
+            self._tell_screens(BackendUpdate, event)
 
-    def _on_sync(self, event) -> None:
+    def _on_sync(self, event: SyncEvent) -> None:
         self.sync_model.apply(event)
-        screen = self._screen_of(SyncScreen)
-        if screen:
-            screen.apply(event)
         if isinstance(event, PhaseFailed):
             message = event.reason + (f"\nhint: {event.hint}" if event.hint else "")
             self.notify(message, title=f"{event.phase.value} failed", severity="error", timeout=15)
@@ -205,7 +262,7 @@ class RepxApp(App):
 
     def _on_jobs(self, event: JobsChanged) -> None:
         changed, runs = self.jobs_model.apply(event)
-        self._jobs_screen_call(lambda s: s.apply_changes(changed, runs))
+        self._tell_screens(JobsUpdated, changed, runs)
         if not self._gc_frozen:
             # The first status event creates a state per job, kept until the app ends; a full
             # collection over ~10^6 such objects stalled a keypress for 0.6-0.9 s at 10k jobs.
@@ -223,6 +280,20 @@ class RepxApp(App):
     def on_task_done(self, message: TaskDone) -> None:
         if message.task == "run" and self.current_mode == "sync":
             self.switch_mode("jobs")
+
+    def _mounted_screens(self) -> list[Screen]:
+        """Every screen in every mode's stack (a mode's screens stay while another mode shows)."""
+        return [s for stack in self._screen_stacks.values() for s in stack if s.is_mounted]
+
+    def _screen_of(self, kind: type[Screen]) -> Screen | None:
+        return next((s for s in self._mounted_screens() if isinstance(s, kind)), None)
+
+    def _tell_screens(self, kind: type[Down], *args: Any) -> None:
+        """Post a down message to every mounted screen (one instance each; it does not bubble)."""
+        for screen in self._mounted_screens():
+            screen.post_message(kind(*args))
+
+    # --- Textual glue ---------------------------------------------------------------------
 
     def get_system_commands(self, screen):
         """Textual's own entries, minus the two ours replace: its Quit skips closing the target
@@ -256,110 +327,6 @@ class RepxApp(App):
             pass
         self.exit()
 
-    # --- actions used by the screens --------------------------------------------------
-
-    def _screen_of(self, kind: type):
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                if isinstance(screen, kind) and screen.is_mounted:
-                    return screen
-        return None
-
-    def _jobs_screen_call(self, fn: Callable[[JobsScreen], None]) -> None:
-        screen = self._screen_of(JobsScreen)
-        if screen:
-            fn(screen)
-
-    def cancel_selected(self) -> None:
-        screen = self._screen_of(JobsScreen)
-        self.confirm_cancel(screen.chosen_jobs() if screen else [])
-
-    def confirm_cancel(self, job_ids: list[str]) -> None:
-        if not job_ids:
-            self.notify("Nothing to cancel: move to a job or mark some with x", severity="warning")
-            return
-
-        def done(confirmed: bool | None) -> None:
-            screen = self._screen_of(JobsScreen)
-            if confirmed and screen:
-                screen.action_clear_marks()
-
-        self.push_screen(CancelScreen(job_ids, self.jobs_model), done)
-
-    def cancel_jobs(self, job_ids: list[str]) -> None:
-        if self.autostart:
-            self.controller.cancel(job_ids)
-
-    def open_logs(self, job_id: str, stream: str = "stdout") -> None:
-        self.push_screen(LogsScreen(job_id, stream))
-
-    def start_log(self, job_id: str, stream: str) -> None:
-        if self.autostart:
-            self.controller.follow_log(job_id, stream)
-
-    def stop_log(self) -> None:
-        self.controller.stop("logs")
-
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
-
-    def action_menu(self) -> None:
-        entries = [
-            ("c", "Cancel selected", "cancel"),
-            ("l", "Logs (stdout)", "logs"),
-            ("e", "Logs (stderr)", "stderr"),
-            ("y", "Copy output path", "yank"),
-            ("m", "Mark / unmark", "mark"),
-        ]
-        self._push_menu("Actions", entries)
-
-    def go_menu(self) -> None:
-        entries = [
-            ("g", "Top", "top"),
-            ("e", "End", "end"),
-            ("l", "Logs", "logs"),
-            ("t", "Targets", "targets"),
-            ("s", "Sync", "sync"),
-            ("j", "Jobs", "jobs"),
-        ]
-        self._push_menu("Go to", entries)
-
-    def _push_menu(self, title: str, entries: list[tuple[str, str, str]]) -> None:
-        """Menus are composed once and installed, so opening one again costs no compose."""
-        name = f"menu:{title}"
-        if not self.is_screen_installed(name):
-            self.install_screen(KeyMenu(title, entries), name)
-        self.push_screen(name, self._menu_chosen)
-
-    def _menu_chosen(self, action: str | None) -> None:
-        jobs = self._screen_of(JobsScreen)
-        if action is None:
-            return
-        if action in ("targets", "sync", "jobs"):
-            self.switch_mode(action)
-        elif jobs is None:
-            return
-        elif action == "cancel":
-            jobs.action_cancel()
-        elif action in ("logs", "stderr"):
-            key = jobs.cursor_key()
-            if key and key in self.jobs_model.jobs:
-                self.open_logs(key, "stderr" if action == "stderr" else "stdout")
-        elif action == "yank":
-            self._yank(jobs.chosen_jobs())
-        elif action == "mark":
-            jobs.action_toggle_mark()
-        elif action == "top":
-            jobs.action_go_top()
-        elif action == "end":
-            jobs.action_go_end()
-
-    def _yank(self, job_ids: list[str]) -> None:
-        target = self.controller.target
-        if not job_ids or target is None:
-            self.notify("Pick a target and a job first", severity="warning")
-            return
-        paths = [posixpath.join(target.base_path, "outputs", j, "out") for j in job_ids]
-        self.copy_to_clipboard("\n".join(paths))
-        self.notify(f"copied {paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else ""))

@@ -9,8 +9,9 @@ event is forwarded into the app as a `BackendEventMessage`, so the screens — a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.worker import Worker
@@ -22,6 +23,7 @@ from repx_tui.backend.events import Event
 if TYPE_CHECKING:
     from textual.app import App
 
+    from repx_tui.backend.lab import Lab
     from repx_tui.backend.session import TargetSession
 
 
@@ -43,10 +45,19 @@ class BackendFailed(Message):
 
 
 class LabLoaded(Message):
-    def __init__(self, lab: Any, path: str) -> None:
+    def __init__(self, lab: Lab, path: str) -> None:
         super().__init__()
         self.lab = lab
         self.path = path
+
+
+class LogUnitsFound(Message):
+    """The units of a job that have a log on the target ("" is the job's own log)."""
+
+    def __init__(self, job_id: str, units: list[str]) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.units = units
 
 
 class TaskDone(Message):
@@ -61,10 +72,10 @@ class TaskDone(Message):
 class Controller:
     """Starts backend work for the app and turns its events into Textual messages."""
 
-    def __init__(self, app: "App", config: Config) -> None:
+    def __init__(self, app: App, config: Config) -> None:
         self.app = app
         self.config = config
-        self.lab: Any = None
+        self.lab: Lab | None = None
         self.lab_path: str | None = None
         self.target: Target | None = None
         self._sessions: dict[str, TargetSession] = {}  # target name -> its one session
@@ -110,7 +121,7 @@ class Controller:
         return self._start("health", lambda: check_targets(targets, self.emit))
 
     def load_lab(self, path: str) -> Worker:
-        async def load() -> Any:
+        async def load() -> Lab:
             from repx_tui.backend.lab import Lab
 
             lab = await asyncio.to_thread(Lab.load, Path(path))
@@ -120,7 +131,7 @@ class Controller:
 
         return self._start("lab", load)
 
-    async def session(self) -> "TargetSession":
+    async def session(self) -> TargetSession:
         """One session per target for the whole app: switching back to a target reuses its
         connection (no second login); the session follows the Lab that is open."""
         from repx_tui.backend.session import TargetSession
@@ -134,11 +145,6 @@ class Controller:
                 self._sessions[target.name] = session
             session.use_lab(lab)
             return await session.connect()
-
-    @property
-    def scheduler(self) -> str:
-        _lab, target = self._require()
-        return target.scheduler(self.config.default_scheduler)
 
     def run(self, runs: Sequence[str], watch: bool = True, **options: Any) -> Worker:
         """Sync the Lab to the target, submit the runs, then (optionally) watch their states."""
@@ -178,6 +184,17 @@ class Controller:
 
         return self._start("logs", go)
 
+    def log_units(self, job_id: str) -> Worker:
+        """Which units of a job have a log on the target (answered with LogUnitsFound)."""
+
+        async def go() -> list[str]:
+            session = await self.session()
+            units = await session.log_units(job_id)
+            self.app.post_message(LogUnitsFound(job_id, units))
+            return units
+
+        return self._start("log-units", go)
+
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
@@ -186,7 +203,7 @@ class Controller:
     def stop(self, group: str) -> None:
         self.app.workers.cancel_group(self.app, group)
 
-    def _require(self) -> tuple[Any, Target]:
+    def _require(self) -> tuple[Lab, Target]:
         if self.target is None:
             raise RepxError("no target chosen", hint="pick one on the Targets screen (key 1)")
         if self.lab is None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING
 
+from repx_tui.backend.config import Target
 from repx_tui.backend.events import (
     JobsChanged,
     JobState,
@@ -21,6 +23,12 @@ from repx_tui.backend.events import (
     PhaseStarted,
     TargetHealth,
 )
+
+if TYPE_CHECKING:
+    from repx_tui.backend.lab import Lab
+
+SYNC_EVENTS = (PhaseStarted, PhaseProgress, PhaseDone, PhaseSkipped, PhaseFailed, LayerProgress)
+SyncEvent = PhaseStarted | PhaseProgress | PhaseDone | PhaseSkipped | PhaseFailed | LayerProgress
 
 
 @dataclass
@@ -54,13 +62,11 @@ class JobsModel:
         self.runs.setdefault(run, []).append(job_id)
         self.counts.setdefault(run, Counter())[JobStateKind.UNKNOWN] += 1
 
-    def load_lab(self, lab) -> None:
-        """Take job names, runs and stages from a loaded Lab (any object with the Lab API)."""
+    def load_lab(self, lab: Lab) -> None:
+        """Take job names, runs and stages from a loaded Lab."""
         for job_id, job in lab.jobs.items():
-            run = lab.run_of(job_id) if hasattr(lab, "run_of") else getattr(job, "run", "")
-            self.add_job(job_id, getattr(job, "name", job_id), run or "", getattr(job, "stage_type", "") or "")
-        if hasattr(lab, "with_dependants"):
-            self.expand_cancel = lab.with_dependants
+            self.add_job(job_id, job.name, job.run, job.stage_type)
+        self.expand_cancel = lab.with_dependants
 
     def apply(self, event: JobsChanged) -> tuple[set[str], set[str]]:
         """Fold one status event in. Returns (changed job ids, runs whose roll-up changed)."""
@@ -126,7 +132,7 @@ class SyncModel:
     layers: dict[tuple[str, str], LayerRow] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
 
-    def apply(self, event) -> None:
+    def apply(self, event: SyncEvent) -> None:
         if isinstance(event, LayerProgress):
             self._layer(event)
             return
@@ -177,6 +183,16 @@ class SyncModel:
 
 @dataclass
 class TargetsModel:
-    names: list[str] = field(default_factory=list)
+    """The configured targets, their latest health and which are being checked."""
+
+    targets: dict[str, Target] = field(default_factory=dict)
     health: dict[str, TargetHealth] = field(default_factory=dict)
     checking: set[str] = field(default_factory=set)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.targets)
+
+    def unchecked(self) -> list[str]:
+        """Targets with no result and no check under way."""
+        return [n for n in self.targets if n not in self.health and n not in self.checking]

@@ -7,6 +7,7 @@ import pytest
 from repx_tui.backend.events import (
     JobCancelled,
     JobsChanged,
+    JobStateKind,
     LayerAction,
     LayerProgress,
     LogChunk,
@@ -19,6 +20,7 @@ from repx_tui.ui.app import RepxApp
 from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.screens.jobs import RUN_KEY_PREFIX, JobsScreen
 from repx_tui.ui.screens.logs import LogsScreen
+from repx_tui.ui.widgets.picker import Picker
 from tests.helpers import async_wait_until
 from tests.labgen import make_lab
 from tests.ui.helpers import Recorder, screen_text, table_cell
@@ -143,3 +145,37 @@ async def test_targets_screen_checks_health_and_picks(local_config, tmp_path):
         assert app.controller.target.name == "local"
         await async_wait_until(lambda: record.events(JobsChanged), timeout=30, message="status after pick")
         await pilot.press("q")
+
+
+async def test_scatter_gather_step_log_is_picked_in_the_logs_screen(local_config, tmp_path):
+    """What `repx-tui logs <job>/branch-0/step-square` shows, the Logs screen shows after `u`."""
+    lab_path = make_lab(tmp_path / "lab", "quick", log_lines=4)
+    lab = Lab.load(lab_path)
+    sum_job = min(j for j in lab.runs["simulation"].jobs if lab.jobs[j].stage_type == "scatter-gather")
+    record = Recorder()
+    app = RepxApp(local_config, lab_path=str(lab_path), target="local", runs=["simulation"])
+    async with app.run_test(size=(100, 30), message_hook=record) as pilot:
+        await async_wait_until(lambda: app.current_mode == "jobs", timeout=60, message="submitted")
+        await async_wait_until(lambda: app.jobs_model.jobs[sum_job].state.state.finished, timeout=90,
+                               message="the scatter-gather job finished")
+        assert app.jobs_model.jobs[sum_job].state.state == JobStateKind.SUCCEEDED, record.failures()
+        table = jobs_table(app)
+        table.move_cursor(row=table.get_row_index(sum_job))
+        await pilot.press("enter")
+        logs = app.screen
+        assert isinstance(logs, LogsScreen) and logs.sub is None
+        await pilot.press("u")
+        picker = await async_wait_until(lambda: isinstance(app.screen, Picker) and app.screen, timeout=20,
+                                        message=f"the unit picker {record.failures()}")
+        units = [value for value, _label in picker.choices]
+        assert units[:2] == ["", "scatter"] and units[-1] == "gather", units
+        assert "branch-0/step-square" in units and "branch-1/step-extract" in units
+        await pilot.press(*["j"] * units.index("branch-0/step-square"), "enter")
+        assert app.screen is logs and logs.sub == "branch-0/step-square"
+        wanted = "stage-D-sum-squares/step-square log line 4/4"
+        await async_wait_until(lambda: wanted in logs.lines["stdout"], timeout=20, message="the step's log lines")
+        shown = [line for line in logs.lines["stdout"] if line]
+        assert all("step-square" in line for line in shown), shown  # that unit's log only
+        assert "branch-0/step-square" in screen_text(app) and wanted in screen_text(app)
+        assert not record.failures()
+        await pilot.press("escape", "q")

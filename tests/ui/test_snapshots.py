@@ -50,12 +50,27 @@ async def _logs(pilot):
     await pilot.press("up", "up")
 
 
+async def _units(pilot):
+    """The unit picker of a scatter-gather job's logs, with the units the target reported."""
+    from repx_tui.ui.controller import LogUnitsFound
+    from repx_tui.ui.widgets.picker import Picker
+
+    await _jobs(pilot)
+    table = pilot.app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id(4)))
+    await pilot.press("enter", "u")
+    units = ["", "scatter", "branch-0/step-extract", "branch-0/step-square", "branch-1/step-extract", "gather"]
+    pilot.app.post_message(LogUnitsFound(job_id(4), units))
+    await async_wait_until(lambda: isinstance(pilot.app.screen, Picker), timeout=5)
+
+
 async def _help(pilot):
     await _jobs(pilot)
     await pilot.press("question_mark")
 
 
-SCREENS = {"jobs": _jobs, "sync": _sync, "targets": _targets, "cancel": _cancel, "logs": _logs, "help": _help}
+SCREENS = {"jobs": _jobs, "sync": _sync, "targets": _targets, "cancel": _cancel, "logs": _logs, "units": _units,
+           "help": _help}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from repx_tui.backend.events import JobCancelled
 from repx_tui.ui import format as fmt
+from repx_tui.ui.messages import BackendUpdate, CancelRequested
 from repx_tui.ui.model import JobsModel
 
 
@@ -60,7 +61,11 @@ class CancelScreen(ModalScreen[bool]):
         for job_id in self.jobs:
             self.query_one(DataTable).update_cell(job_id, "outcome", Text("… cancelling", style="grey50"))
         self.query_one("#cancel-help", Static).update("cancelling…  Esc/Enter: close")
-        self.app.cancel_jobs(self.jobs)
+        self.post_message(CancelRequested(self.jobs))
+
+    def on_backend_update(self, message: BackendUpdate) -> None:
+        if isinstance(message.event, JobCancelled) and self.is_mounted:
+            self.show_outcome(message.event)
 
     def show_outcome(self, event: JobCancelled) -> None:
         self.outcomes[event.job] = event

@@ -8,7 +8,9 @@ cursor goes back to the same row key. Typing a filter is debounced.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,10 +22,16 @@ from textual.widgets import Input, Static
 
 from repx_tui.backend.events import JobStateKind
 from repx_tui.ui import format as fmt
+from repx_tui.ui.messages import CancelSelection, CopyOutputPaths, JobsUpdated, LabOpened, OpenLog
 from repx_tui.ui.model import JobInfo, JobsModel
+from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.widgets.footer import StableFooter
 from repx_tui.ui.widgets.inputs import open_box
 from repx_tui.ui.widgets.jobtable import SPAN, Column, JobTable, Row
+from repx_tui.ui.widgets.menu import KeyMenu
+
+if TYPE_CHECKING:
+    from repx_tui.ui.app import RepxApp
 
 # (key, header, width); 0 = shares the room left over. The state, SLURM id, elapsed, node and
 # reason columns fit at 80 columns; run and stage only appear when job and reason keep room.
@@ -81,6 +89,22 @@ SORTS = ("lab order", "state", "elapsed", "job", "node")
 # lookups run 10,000 times per relayout.
 _STATE_RANK = {kind._value_: i for i, kind in enumerate(JobStateKind)}
 RUN_KEY_PREFIX = "\x1frun:"
+# The Space (actions) and g (go to) menus: (key, label, what _menu_chosen does).
+ACTION_MENU = (
+    ("c", "Cancel selected", "cancel"),
+    ("l", "Logs (stdout)", "logs"),
+    ("e", "Logs (stderr)", "stderr"),
+    ("y", "Copy output path", "yank"),
+    ("m", "Mark / unmark", "mark"),
+)
+GO_MENU = (
+    ("g", "Top", "top"),
+    ("e", "End", "end"),
+    ("l", "Logs", "logs"),
+    ("t", "Targets", "targets"),
+    ("s", "Sync", "sync"),
+    ("j", "Jobs", "jobs"),
+)
 
 
 def run_key(run: str) -> str:
@@ -131,7 +155,7 @@ class JobsScreen(Screen):
 
     @property
     def model(self) -> JobsModel:
-        return self.app.jobs_model
+        return cast("RepxApp", self.app).jobs_model
 
     @property
     def table(self) -> JobTable:
@@ -257,8 +281,8 @@ class JobsScreen(Screen):
         if cells is None:
             cells = self._cells[key] = self._job_cells(self.model.jobs[key])
         label = self.model.jobs[key].name if self._names_only else cells["job"]
-        if self.tree_view:
-            label = ("└ " if key in self._last_in_run else "├ ") + label
+        if self.tree_view:  # job cells are plain strings (fmt.short_id)
+            label = ("└ " if key in self._last_in_run else "├ ") + str(label)
         return cells if label is cells["job"] else {**cells, "job": label}
 
     def _job_cells(self, info: JobInfo) -> Row:
@@ -274,7 +298,7 @@ class JobsScreen(Screen):
         return [fmt.state_text(s.state, s.stale), s.elapsed or "", s.slurm_id or "", s.node or "", reason]
 
     def _run_row(self, run: str) -> Row:
-        counts = self.model.counts.get(run, {})
+        counts = self.model.counts.get(run, Counter())
         total = sum(counts.values())
         done = counts.get(JobStateKind.SUCCEEDED, 0)
         folded = "▸" if run in self.folded else "▾"
@@ -288,6 +312,13 @@ class JobsScreen(Screen):
         return {"sel": mark, "job": Text(f"{folded} {run}", style="bold"), "state": rollup, SPAN: "state"}
 
     # --- live updates -------------------------------------------------------------------
+
+    def on_jobs_updated(self, message: JobsUpdated) -> None:
+        self.apply_changes(message.job_ids, message.runs)
+
+    def on_lab_opened(self, _message: LabOpened) -> None:
+        if self.is_mounted:
+            self.relayout()
 
     def apply_changes(self, job_ids: set[str], runs: set[str]) -> None:
         """Rewrite only the cells of rows whose state changed; never rebuild the table."""
@@ -470,18 +501,48 @@ class JobsScreen(Screen):
         else:
             self.action_open_logs()
 
-    # --- actions handled by the app ---------------------------------------------------
+    # --- actions that leave this screen ------------------------------------------------------
 
     def action_cancel(self) -> None:
-        self.app.confirm_cancel(self.chosen_jobs())
+        """The confirmation lists the jobs with their dependants; it asks the App to cancel."""
+        job_ids = self.chosen_jobs()
+        if not job_ids:
+            self.notify("Nothing to cancel: move to a job or mark some with x", severity="warning")
+            return
+        self.app.push_screen(CancelScreen(job_ids, self.model), self._cancel_closed)
 
-    def action_open_logs(self) -> None:
+    def _cancel_closed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.action_clear_marks()
+
+    def on_cancel_selection(self, _message: CancelSelection) -> None:
+        self.action_cancel()
+
+    def action_open_logs(self, stream: str = "stdout") -> None:
         key = self.cursor_key()
-        if key and not key.startswith(RUN_KEY_PREFIX):
-            self.app.open_logs(key)
+        if key and key in self.model.jobs:
+            self.post_message(OpenLog(key, stream))
 
     def action_action_menu(self) -> None:
-        self.app.action_menu()
+        self._push_menu("Actions", ACTION_MENU)
 
     def action_go_menu(self) -> None:
-        self.app.go_menu()
+        self._push_menu("Go to", GO_MENU)
+
+    def _push_menu(self, title: str, entries: tuple[tuple[str, str, str], ...]) -> None:
+        """Menus are composed once and installed, so opening one again costs no compose."""
+        name = f"menu:{title}"
+        if not self.app.is_screen_installed(name):
+            self.app.install_screen(KeyMenu(title, list(entries)), name)
+        self.app.push_screen(name, self._menu_chosen)
+
+    def _menu_chosen(self, action: str | None) -> None:
+        if action in ("targets", "sync", "jobs"):
+            self.app.switch_mode(action)
+        elif action in ("logs", "stderr"):
+            self.action_open_logs("stderr" if action == "stderr" else "stdout")
+        elif action == "yank":
+            self.post_message(CopyOutputPaths(self.chosen_jobs()))
+        elif action is not None:
+            {"cancel": self.action_cancel, "mark": self.action_toggle_mark,
+             "top": self.action_go_top, "end": self.action_go_end}[action]()  # fmt: skip

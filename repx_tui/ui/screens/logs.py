@@ -2,9 +2,14 @@
 
 What is kept is bounded (repx_tui/ui/logbuffer.py): `\r` ends a display line, a line is cut at
 64 KiB, the last 10,000 lines stay. The unterminated last line (a progress bar's latest update)
-shows under the log until its line break arrives."""
+shows under the log until its line break arrives.
+
+A scatter-gather job logs per unit (scatter, each branch's steps, gather): `u` lists the units
+that have a log on the target and follows the one picked."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import events
@@ -13,37 +18,49 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, RichLog, Static
 
+from repx_tui.backend.events import LogChunk
 from repx_tui.ui import format as fmt
 from repx_tui.ui.logbuffer import ELLIPSIS, MAX_LINES, LogLines
+from repx_tui.ui.messages import BackendUpdate, FollowLog, ListLogUnits, LogFollowing, LogUnitsListed
 from repx_tui.ui.widgets.footer import StableFooter
 from repx_tui.ui.widgets.inputs import open_box
+from repx_tui.ui.widgets.picker import Picker
+
+if TYPE_CHECKING:
+    from repx_tui.ui.app import RepxApp
+
+JOB_OWN_LOG = "job (its own log)"  # how the unit picker names unit "", the job's own log
 
 
 class LogView(RichLog):
     """A RichLog that tells its screen when the user scrolls away from the bottom."""
 
+    @property
+    def logs(self) -> LogsScreen:
+        return cast(LogsScreen, self.screen)
+
     def _user_scrolled(self) -> None:
         if self.scroll_offset.y < self.max_scroll_y:
-            self.screen.pause_follow()
+            self.logs.pause_follow()
 
     def on_mouse_scroll_up(self, _event: events.MouseScrollUp) -> None:
         self.call_after_refresh(self._user_scrolled)
 
     # The scroll bindings of ScrollView: anything that moves up leaves follow mode.
     def action_scroll_up(self) -> None:
-        self.screen.pause_follow()
+        self.logs.pause_follow()
         super().action_scroll_up()
 
     def action_page_up(self) -> None:
-        self.screen.pause_follow()
+        self.logs.pause_follow()
         super().action_page_up()
 
     def action_scroll_home(self) -> None:
-        self.screen.pause_follow()
+        self.logs.pause_follow()
         super().action_scroll_home()
 
     def action_scroll_end(self) -> None:
-        self.screen.action_follow()
+        self.logs.action_follow()
 
 
 class LogsScreen(Screen):
@@ -53,6 +70,7 @@ class LogsScreen(Screen):
         Binding("escape", "close", "Back"),
         Binding("o", "switch_stream", "stdout/stderr"),
         Binding("s", "switch_stream", "stdout/stderr", show=False),
+        Binding("u", "pick_unit", "Unit"),
         Binding("w", "toggle_wrap", "Wrap"),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match(1)", "Next match"),
@@ -64,10 +82,16 @@ class LogsScreen(Screen):
         Binding("g", "top", "Top (pauses follow)", show=False),
     ]
 
-    def __init__(self, job_id: str, stream: str = "stdout") -> None:
+    def __init__(self, job_id: str, stream: str = "stdout", sub: str | None = None) -> None:
         super().__init__()
         self.job_id = job_id
         self.stream = stream
+        self.sub = sub  # a scatter-gather unit (`branch-0/step-x`), None: the job's own log
+        # Chunks are shown while _shown_token == _follow_token: after a switch, text of the
+        # replaced follow still in flight is dropped until the App says the new one started.
+        self._follow_token = 0
+        self._shown_token = 0
+        self._units_wanted = False
         self.following = True
         self.wrap = False
         self.search_term = ""
@@ -89,13 +113,24 @@ class LogsScreen(Screen):
         self.query_one("#search", Input).display = False
         self.query_one("#log-partial", Static).display = False
         self._update_status()
-        self.app.start_log(self.job_id, self.stream)
+        self._follow()
 
     @property
     def log_view(self) -> LogView:
         return self.query_one(LogView)
 
     # --- incoming text ----------------------------------------------------------------
+
+    def _follow(self) -> None:
+        self.post_message(FollowLog(self.job_id, self.stream, self.sub, self._follow_token))
+
+    def on_log_following(self, message: LogFollowing) -> None:
+        self._shown_token = message.token
+
+    def on_backend_update(self, message: BackendUpdate) -> None:
+        event = message.event
+        if isinstance(event, LogChunk) and event.job == self.job_id and self._shown_token == self._follow_token:
+            self.add_chunk(event.stream, event.text)
 
     def add_chunk(self, stream: str, text: str) -> None:
         """Append a LogChunk's text: complete display lines go to the log, the unterminated
@@ -140,7 +175,8 @@ class LogsScreen(Screen):
 
     def _update_status(self) -> None:
         mode = Text(" FOLLOWING ", style="bold black on green") if self.following else Text(" PAUSED ", style="bold black on yellow")
-        text = Text.assemble(Text(f"{fmt.short_id(self.job_id)} ", style="bold"), Text(f"[{self.stream}] ", style="cyan"), mode)
+        where = fmt.short_id(self.job_id) + (f"/{self.sub}" if self.sub else "")
+        text = Text.assemble(Text(f"{where} ", style="bold"), Text(f"[{self.stream}] ", style="cyan"), mode)
         count = len(self.lines[self.stream])
         text.append(f"  wrap {'on' if self.wrap else 'off'}  " + (f"{count} lines" if count else "no output (yet)"))
         if self.search_term:
@@ -174,10 +210,44 @@ class LogsScreen(Screen):
     # --- stream, wrap, search ---------------------------------------------------------
 
     def action_switch_stream(self) -> None:
-        self.stream = "stderr" if self.stream == "stdout" else "stdout"
-        self.buffers[self.stream].clear()
+        self._switch("stderr" if self.stream == "stdout" else "stdout", self.sub)
+
+    def _switch(self, stream: str, sub: str | None) -> None:
+        """Follow another stream or unit: what was shown goes, the new log starts from its tail."""
+        streams = [stream] if sub == self.sub else list(self.buffers)
+        self.stream, self.sub = stream, sub
+        for name in streams:
+            self.buffers[name].clear()
+        self._follow_token += 1
         self._repaint()
-        self.app.start_log(self.job_id, self.stream)
+        self._follow()
+
+    # --- scatter-gather units ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_unit":  # a simple job has one log: no `u` in its footer
+            info = cast("RepxApp", self.app).jobs_model.jobs.get(self.job_id)
+            return info is None or info.stage in ("scatter-gather", "")  # "": stage not known
+        return True
+
+    def action_pick_unit(self) -> None:
+        """Ask the target which units have a log; the picker opens when the answer comes."""
+        self._units_wanted = True
+        self.post_message(ListLogUnits(self.job_id))
+
+    def on_log_units_listed(self, message: LogUnitsListed) -> None:
+        if message.job_id != self.job_id or not self._units_wanted:
+            return
+        self._units_wanted = False
+        if not message.units:
+            self.notify("no log of this job on the target yet", severity="warning")
+            return
+        choices = [(unit, unit or JOB_OWN_LOG) for unit in message.units]
+        self.app.push_screen(Picker(f"Logs of {fmt.short_id(self.job_id)}", choices, self.sub or ""), self._unit_picked)
+
+    def _unit_picked(self, unit: str | None) -> None:
+        if unit is not None and (unit or None) != self.sub:
+            self._switch(self.stream, unit or None)
 
     def action_toggle_wrap(self) -> None:
         self.wrap = not self.wrap
@@ -221,5 +291,4 @@ class LogsScreen(Screen):
         self.notify(f"no match for {self.search_term!r}", severity="warning")
 
     def action_close(self) -> None:
-        self.app.stop_log()
-        self.app.pop_screen()
+        self.dismiss()  # the App stops following this log

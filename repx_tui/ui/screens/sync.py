@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,8 +13,12 @@ from textual.widgets import DataTable, Static
 
 from repx_tui.backend.events import LayerAction, LayerProgress
 from repx_tui.ui import format as fmt
-from repx_tui.ui.model import LayerRow, PhaseRow, SyncModel
+from repx_tui.ui.messages import BackendUpdate
+from repx_tui.ui.model import SYNC_EVENTS, LayerRow, PhaseRow, SyncEvent, SyncModel
 from repx_tui.ui.widgets.footer import StableFooter
+
+if TYPE_CHECKING:
+    from repx_tui.ui.app import RepxApp
 
 PHASE_STYLE = {
     "waiting": "grey50",
@@ -48,7 +54,7 @@ class SyncScreen(Screen):
 
     @property
     def model(self) -> SyncModel:
-        return self.app.sync_model
+        return cast("RepxApp", self.app).sync_model
 
     def on_mount(self) -> None:
         self._update_phases()
@@ -110,7 +116,11 @@ class SyncScreen(Screen):
     def _layer_visible(self, row: LayerRow) -> bool:
         return self.layer_filter == "all" or row.action.value == self.layer_filter
 
-    def apply(self, event) -> None:
+    def on_backend_update(self, message: BackendUpdate) -> None:
+        if isinstance(message.event, SYNC_EVENTS):
+            self.apply(message.event)
+
+    def apply(self, event: SyncEvent) -> None:
         """Redraw what one event changed."""
         if not self.is_mounted:
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +12,12 @@ from textual.widgets import DataTable, Static
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.events import TargetHealth
+from repx_tui.ui.messages import BackendUpdate, CheckTargets, TargetPicked, TargetsChecking
+from repx_tui.ui.model import TargetsModel
 from repx_tui.ui.widgets.footer import StableFooter
+
+if TYPE_CHECKING:
+    from repx_tui.ui.app import RepxApp
 
 CHECKS = ("reachable", "scheduler", "base_path", "free_space")
 
@@ -24,6 +31,10 @@ class TargetsScreen(Screen):
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
+    @property
+    def model(self) -> TargetsModel:
+        return cast("RepxApp", self.app).targets_model
+
     def compose(self) -> ComposeResult:
         yield Static("Targets", id="title", classes="title")
         yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
@@ -36,12 +47,19 @@ class TargetsScreen(Screen):
         table.add_column("where", key="where")
         for check in CHECKS:
             table.add_column(check.replace("_", " "), key=check)
-        for target in self.app.controller.config.targets.values():
+        for target in self.model.targets.values():
             table.add_row(*self._row(target), key=target.name)
-        for health in self.app.targets_model.health.values():
+        for health in self.model.health.values():
             self.show_health(health)
         self._update_hints()
-        self.app.check_unchecked_targets()
+        self.post_message(CheckTargets(only_unchecked=True))
+
+    def on_backend_update(self, message: BackendUpdate) -> None:
+        if isinstance(message.event, TargetHealth):
+            self.show_health(message.event)
+
+    def on_targets_checking(self, message: TargetsChecking) -> None:
+        self.show_checking(message.names)
 
     def _row(self, target: Target) -> list:
         where = "this machine" if target.is_local else target.address
@@ -95,11 +113,12 @@ class TargetsScreen(Screen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.app.pick_target(event.row_key.value)
+        if event.row_key.value:
+            self.post_message(TargetPicked(event.row_key.value))
 
     def _update_hints(self) -> None:
         name = self.selected_target()
-        health = self.app.targets_model.health.get(name) if name else None
+        health = self.model.health.get(name) if name else None
         hints = self.query_one("#hints", Static)
         if health is None:
             hints.update(f"[b]{name or ''}[/b]: checking…" if name else "No targets configured.")
@@ -118,10 +137,10 @@ class TargetsScreen(Screen):
     def action_pick(self) -> None:
         name = self.selected_target()
         if name:
-            self.app.pick_target(name)
+            self.post_message(TargetPicked(name))
 
     def action_recheck(self) -> None:
-        self.app.check_targets()
+        self.post_message(CheckTargets())
 
     def action_cursor_down(self) -> None:
         self.query_one(DataTable).action_cursor_down()

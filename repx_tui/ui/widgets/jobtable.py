@@ -10,8 +10,8 @@ changed row costs one line repaint.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, KeysView
 from dataclasses import dataclass
-from typing import Callable, Iterable, KeysView
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -73,13 +73,13 @@ class JobTable(ScrollView, can_focus=True):
     class RowSelected(Message):
         """Enter (or a click on the cursor row) on a row."""
 
-        def __init__(self, table: "JobTable", row_key: str) -> None:
+        def __init__(self, table: JobTable, row_key: str) -> None:
             super().__init__()
             self.table = table
             self.row_key = row_key
 
         @property
-        def control(self) -> "JobTable":
+        def control(self) -> JobTable:
             return self.table
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -237,7 +237,7 @@ class JobTable(ScrollView, can_focus=True):
         return style
 
     def _header(self, width: int) -> Strip:
-        cells = [c.label for c in self.columns]
+        cells: list[Cell] = [c.label for c in self.columns]
         return self._line(cells, [c.width for c in self.columns], width, self._style("job-table--header"))
 
     def _render_row(self, key: str, state: int, width: int) -> Strip:
@@ -249,7 +249,8 @@ class JobTable(ScrollView, can_focus=True):
         cursor = self._style("job-table--cursor") if state == 2 else None
         row = self._row_of(key)
         span = row.get(SPAN)
-        cells, widths = [], []
+        cells: list[Cell] = []
+        widths: list[int] = []
         for column in self.columns:
             cells.append(row.get(column.key, ""))
             if column.key == span:

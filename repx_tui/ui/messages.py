@@ -1,0 +1,145 @@
+"""The messages between the screens and the App.
+
+Up (a screen asks, the App routes it to the Controller or answers it): posted by a screen with
+`self.post_message(...)`, they bubble to the App. A screen never calls an App method.
+
+Down (the App tells the screens what changed): the App applies each backend event to its models
+first, then posts one of these to every mounted screen; a screen that has no handler ignores it.
+They do not bubble, so they never come back up to the App.
+
+    key press -> screen -> (up) message -> App -> Controller -> TargetSession
+    TargetSession -> event -> Controller -> BackendEventMessage -> App -> (down) message -> screens
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.message import Message
+
+from repx_tui.backend.events import Event
+
+# --- up: screen -> App ------------------------------------------------------------------
+
+
+class TargetPicked(Message):
+    """Targets screen: work on this target (then the Jobs screen of the open Lab)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class CheckTargets(Message):
+    """Targets screen: run the health checks (all, or only the targets not checked yet)."""
+
+    def __init__(self, only_unchecked: bool = False) -> None:
+        super().__init__()
+        self.only_unchecked = only_unchecked
+
+
+class CancelRequested(Message):
+    """Cancel dialog, confirmed: cancel exactly these jobs (dependants already included)."""
+
+    def __init__(self, job_ids: Sequence[str]) -> None:
+        super().__init__()
+        self.job_ids = list(job_ids)
+
+
+class OpenLog(Message):
+    """Jobs screen: open the Logs screen of a job (of one scatter-gather unit with `sub`)."""
+
+    def __init__(self, job_id: str, stream: str = "stdout", sub: str | None = None) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.stream = stream
+        self.sub = sub
+
+
+class FollowLog(Message):
+    """Logs screen: follow this log from now on (it replaces the one followed before).
+    `sub` is a scatter-gather unit (`scatter`, `gather`, `branch-0/step-x`), None for the job's
+    own log; `token` comes back in `LogFollowing` once the App started following it."""
+
+    def __init__(self, job_id: str, stream: str, sub: str | None, token: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.stream = stream
+        self.sub = sub
+        self.token = token
+
+
+class ListLogUnits(Message):
+    """Logs screen: which units of this job have a log on the target (answered by LogUnitsListed)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+
+class CopyOutputPaths(Message):
+    """Jobs screen: copy `<base_path>/outputs/<job>/out` of these jobs to the clipboard."""
+
+    def __init__(self, job_ids: Sequence[str]) -> None:
+        super().__init__()
+        self.job_ids = list(job_ids)
+
+
+# --- down: App -> screens -----------------------------------------------------------------
+
+
+class Down(Message):
+    """Base of the messages the App posts to its screens: they stay where they are posted."""
+
+    bubble = False
+
+
+class BackendUpdate(Down):
+    """A backend event, already applied to the App's models (sync, targets, cancel, logs)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class JobsUpdated(Down):
+    """The jobs model changed: these jobs' rows and these runs' roll-ups need a redraw."""
+
+    def __init__(self, job_ids: set[str], runs: set[str]) -> None:
+        super().__init__()
+        self.job_ids = job_ids
+        self.runs = runs
+
+
+class LabOpened(Down):
+    """The jobs model now holds a (new) Lab's jobs: lay the rows out again."""
+
+
+class TargetsChecking(Down):
+    """Health checks of these targets started."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self.names = list(names)
+
+
+class CancelSelection(Down):
+    """Command palette: cancel what is selected on the Jobs screen (with the confirmation)."""
+
+
+class LogFollowing(Down):
+    """The follow asked for with this token has started: every LogChunk after this message
+    belongs to it, every one before to a follow that was replaced."""
+
+    def __init__(self, token: int) -> None:
+        super().__init__()
+        self.token = token
+
+
+class LogUnitsListed(Down):
+    """The units of a job with a log on the target: "" is the job's own log."""
+
+    def __init__(self, job_id: str, units: Sequence[str]) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.units = list(units)
