@@ -254,6 +254,8 @@ def _parse_target(doc: TomlDoc, name: str, table: dict[str, Any], env: Mapping[s
     node_local = table.get("node_local_path")
     if node_local is not None:
         node_local = _checked_path(doc, where, "node_local_path", node_local, remote=address is not None, env=env)
+    if table.get("artifact_store") == "node-local" and node_local is None:
+        raise doc.error(where, "artifact_store", '"node-local" needs node_local_path: where each node unpacks the Lab')
     schedulers = {}
     for kind in ("local", "slurm"):
         if kind in table:

@@ -97,7 +97,13 @@ class TargetSession:
     async def sync(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> SyncSummary:
         """Phases 1-3 for the Lab (the session's by default); `runs` limits the images sent."""
         await self.connect()
-        return await sync_lab(self.transport, lab or self.require_lab(), self.layout, self.emit, runs=runs)
+        lab = lab or self.require_lab()
+        summary = await sync_lab(self.transport, lab, self.layout, self.emit, runs=runs)
+        if self.target.artifact_store == "node-local":
+            from repx_tui.backend.labstore import place_lab_tar
+
+            await place_lab_tar(self.transport, lab, self.layout, self.emit)
+        return summary
 
     async def submit(
         self,

@@ -257,6 +257,44 @@ apply_whiteouts() {
     done < <(find "$ROOTFS" -name '.wh.*' ! -name '.wh..wh..opq' -print0)
 }
 
+# --- artifact_store = "node-local": the Lab unpacked once per node ------------------------------
+#
+# The job's scripts run from <node_local_path>/repx/labs/<labId>/repx-tui-<sha>/, unpacked from
+# <base>/lab-tars/<labId>.tar (see repx_tui/backend/labstore.py) by the first job on the node,
+# under the Lab's lock there; later jobs find the copy complete (it gets its name only when it
+# is). Only a tar with the bytes the client built is unpacked, and only inside the copy.
+
+refuse_lab() { # MESSAGE
+    printf '[repx] FAIL: node-local Lab: %s\n' "$*" >>"$JOB_ROOT/repx/stderr.log"
+    exit 1
+}
+
+prepare_local_lab() {
+    local tar want dir parent tmp bad
+    IFS=$'\x1f' read -r tar want dir < <(jq -r '.lab_tar // empty | [.path, .sha256, .dir] | join("\u001f")' "$SPEC_FILE")
+    [[ -n "${dir:-}" ]] || return 0
+    [[ ! -e "$dir/.repx-complete" ]] || return 0
+    parent="${dir%/*}"
+    mkdir -p "$parent" || refuse_lab "cannot make $parent on $(uname -n)"
+    exec 4>>"$parent/.lock"
+    flock -x 4
+    if [[ ! -e "$dir/.repx-complete" ]]; then
+        [[ -f "$tar" && "$(sha256_of "$tar")" == "$want" ]] \
+            || refuse_lab "$tar is missing or is not this Lab's tar: sync the Lab again"
+        bad="$(tar -tf "$tar" | grep -m1 -E '^/|(^|/)\.\.(/|$)')" || true
+        [[ -z "$bad" ]] || refuse_lab "$tar has a member outside the Lab: $bad"
+        tmp="$(mktemp -d "$parent/.unpack.XXXXXX")"
+        tar -xf "$tar" -C "$tmp" --no-same-owner || { rm -rf "$tmp"; refuse_lab "unpacking $tar into $parent failed"; }
+        : >"$tmp/.repx-complete"
+        chmod 0755 "$tmp"
+        rm -rf "$dir"
+        mv -T "$tmp" "$dir"
+        printf '[repx] node-local: unpacked the Lab into %s on %s\n' "$dir" "$(uname -n)" >>"$JOB_ROOT/repx/stderr.log"
+    fi
+    flock -u 4
+    exec 4>&-
+}
+
 # --- podman / docker: the image loaded once per node from the verified layers ------------------
 #
 # The engine's own image store is the per-node marker: the image is loaded under a name that
@@ -524,6 +562,7 @@ main() {
     jq .params "$SPEC_FILE" >"$PARAMS_FILE"
     trap on_exit EXIT
     trap on_signal TERM INT
+    if grep -q '"lab_tar":' "$SPEC_FILE"; then prepare_local_lab; fi
     case "$RUNTIME" in
         bwrap) prepare_rootfs ;;
         docker | podman) prepare_container_image ;;

@@ -75,9 +75,11 @@ def input_entry(lab: Lab, job: Job, mapping: InputMapping, layout: RemoteLayout)
     return entry
 
 
-def _unit(lab: Lab, job: Job, exe: Executable, layout: RemoteLayout) -> dict[str, Any]:
+def _unit(lab: Lab, job: Job, exe: Executable, layout: RemoteLayout, lab_root: str | None = None) -> dict[str, Any]:
+    """A script and its inputs; the script from `lab_root` (the node-local copy) when given."""
     inputs = [e for m in exe.inputs if (e := input_entry(lab, job, m, layout)) is not None]
-    return {"path": layout.artifact(exe.path), "inputs": inputs}
+    path = posixpath.join(lab_root, exe.path) if lab_root else layout.artifact(exe.path)
+    return {"path": path, "inputs": inputs}
 
 
 def sink_step(job: Job) -> str:
@@ -111,10 +113,16 @@ def build_spec(
         "mount_host_paths": target.mount_host_paths,
         "mount_paths": list(target.mount_paths),
     }
+    lab_root = None
+    if target.artifact_store == "node-local":  # the scripts run from the node's own copy of the Lab
+        from repx_tui.backend.labstore import spec_entry
+
+        spec["lab_tar"] = spec_entry(lab, layout)
+        lab_root = spec["lab_tar"]["dir"]
     if job.is_scatter_gather:
-        spec.update(_scatter_gather(lab, job, layout, parallel))
+        spec.update(_scatter_gather(lab, job, layout, parallel, lab_root))
     elif job.main is not None:
-        spec["main"] = _unit(lab, job, job.main, layout)
+        spec["main"] = _unit(lab, job, job.main, layout, lab_root)
     else:
         raise SchedulerError(f"job {job.id} has no 'main' executable")
     return spec
@@ -133,17 +141,17 @@ def layers_sha256(root: Path, image: Image) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def _scatter_gather(lab: Lab, job: Job, layout: RemoteLayout, parallel: int) -> dict[str, Any]:
+def _scatter_gather(lab: Lab, job: Job, layout: RemoteLayout, parallel: int, lab_root: str | None) -> dict[str, Any]:
     assert job.scatter is not None and job.gather is not None
     sink = sink_step(job)
     work_items = job.scatter.outputs.get("work__items", "$out/work_items.json")
     return {
-        "scatter": {**_unit(lab, job, job.scatter, layout), "work_items": work_items},
-        "steps": {name: _unit(lab, job, exe, layout) for name, exe in job.steps.items()},
+        "scatter": {**_unit(lab, job, job.scatter, layout, lab_root), "work_items": work_items},
+        "steps": {name: _unit(lab, job, exe, layout, lab_root) for name, exe in job.steps.items()},
         "step_order": job.step_order,
         "sink": sink,
         "sink_outputs": {k: v for k, v in job.steps[sink].outputs.items() if isinstance(v, str)},
-        "gather": _unit(lab, job, job.gather, layout),
+        "gather": _unit(lab, job, job.gather, layout, lab_root),
         "parallel": max(1, parallel),
     }
 
