@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Submit a batch of sbatch scripts in one go, in the order given (topological).
 #
-#   submit.sh HOST_TOOLS_BIN BASE
-#       < {"lab_id":"..","jobs":[{"id","deps":[job ids],"after":[job ids],"script"}]}
+#   submit.sh HOST_TOOLS_BIN BASE LAB_ID < tar.gz{jobs.tsv, <job>.sbatch...}
 #
+# jobs.tsv has one line per job, in submission order:  job<TAB>after<TAB>deps  ("after" is "-"
+# when empty; deps, comma-separated, come last and may be empty).
 # Answers one line per job:  job<TAB>SLURM_ID | job<TAB>SKIPPED<TAB>reason | job<TAB>ERROR<TAB>msg
 # `deps` must each be in this batch, queued from this base_path, or succeeded; `after` (inter-run
 # sources the user chose to go without) are waited for only when queued.
@@ -12,29 +13,52 @@
 # any number of clients (and Labs sharing job ids) submitting at once see each other's work. A
 # job that already succeeded, or is queued or running under any SLURM id recorded here, is
 # skipped (a queued one still anchors its dependants' afterok). Each id is appended to the
-# record <BASE>/submissions/<lab_id>/<stamp>.json (JSON lines) as soon as sbatch returns it, so
-# a cut mid-batch loses nothing.
+# record <BASE>/submissions/<lab_id>/<stamp>.json (JSON lines) as soon as sbatch returns it, and
+# sbatch itself writes the id into <stamp>.inflight first, so a cut between sbatch's answer and
+# the record line loses nothing either: the next submission under the lock records it.
+#
+# Speed: one pass unpacks every script (one tar) and creates every output dir (one mkdir), so
+# the loop starts nothing per job but `sbatch`.
 set -euo pipefail
 
 PATH="$1:$PATH"
 export PATH
 BASE="$2"
-
-BATCH="$(cat)"
-LAB_ID="$(jq -r .lab_id <<<"$BATCH")"
+LAB_ID="$3"
 USER_NAME="$(id -un)"
 SUBMISSIONS="$BASE/submissions"
 RECORD_DIR="$SUBMISSIONS/$LAB_ID"
 STAMP="$(date -u +%Y%m%dT%H%M%S.%NZ)-$$"
 RECORD="$RECORD_DIR/$STAMP.json"
+INFLIGHT="$RECORD_DIR/$STAMP.inflight"
+ERRORS="$RECORD_DIR/$STAMP.err"
 SCRIPT_DIR="$RECORD_DIR/$STAMP"
 mkdir -p "$SCRIPT_DIR"
-# Fields every record line shares, JSON-escaped once.
+tar -xzf - -C "$SCRIPT_DIR"
+# Fields every record line shares after the id, JSON-escaped once.
 COMMON="$(jq -cn --arg lab "$LAB_ID" --arg user "$USER_NAME" --arg host "$(uname -n)" \
     '{lab_id: $lab, user: $user, host: $host}')"
 
 exec 9>>"$SUBMISSIONS/.lock"
 flock -x 9
+
+# A batch cut after sbatch answered but before its record line: the id is in its .inflight
+# (line 1 the record's head, line 2 its tail, line 3 written by sbatch). Nobody else holds the
+# lock, so every .inflight left is such a batch's.
+adopt_inflight() {
+    local file first last sid record
+    for file in "$SUBMISSIONS"/*/*.inflight; do
+        [[ -f "$file" && "$file" != "$INFLIGHT" ]] || continue
+        { IFS= read -r first && IFS= read -r last && IFS= read -r sid; } <"$file" || sid=""
+        sid="${sid%%;*}"
+        record="${file%.inflight}.json"
+        if [[ "$sid" =~ ^[0-9]+$ ]] && ! grep -qsF "\"slurm_id\":\"$sid\"" "$record"; then
+            printf '%s%s%s\n' "$first" "$sid" "$last" >>"$record"
+        fi
+        rm -f -- "$file"
+    done
+}
+adopt_inflight
 
 declare -A SLURM_ID=()   # repx job id -> SLURM id (queued before, or submitted now)
 declare -A FAILED=()     # repx job ids that could not be submitted
@@ -68,21 +92,21 @@ while read -r sid name state; do
     esac
 done < <(squeue -h -u "$USER_NAME" -o '%i %j %T' 2>/dev/null || true)
 
-one_line() { tr '\n\t' '  ' | sed 's/ *$//'; }
-
 succeeded() { [[ -e "$BASE/outputs/$1/repx/SUCCESS" ]]; }
 
-# "dep1,dep2" "after1,after2" -> "sid1:sid2" on stdout; non-zero if a dep is unusable
+# DEPS="sid1:sid2" for "dep1,dep2" "after1,after2"; non-zero (DEPS = the reason) if a dep is
+# unusable. Sets a variable instead of printing: no subshell per job.
+DEPS=""
 dependency_ids() {
     local dep ids=()
-    local -a deps after=()
-    IFS=, read -r -a deps <<<"$1"
+    local -a deps=() after=()
+    [[ -z "$1" ]] || IFS=, read -r -a deps <<<"$1"
     [[ "$2" == - ]] || IFS=, read -r -a after <<<"$2"
     for dep in "${deps[@]}"; do
         if [[ -n "${SLURM_ID[$dep]:-}" ]]; then
             ids+=("${SLURM_ID[$dep]}")
         elif [[ -n "${FAILED[$dep]:-}" ]] || ! succeeded "$dep"; then
-            echo "upstream $dep was not submitted and has not succeeded"
+            DEPS="upstream $dep was not submitted and has not succeeded"
             return 1
         fi
     done
@@ -90,49 +114,64 @@ dependency_ids() {
         [[ -z "${SLURM_ID[$dep]:-}" ]] || ids+=("${SLURM_ID[$dep]}")
     done
     local IFS=:
-    printf '%s' "${ids[*]}"
+    DEPS="${ids[*]}"
 }
 
-record() { # JOB SLURM_ID
-    printf '{"job":"%s","slurm_id":"%s","time":"%s",%s\n' "$1" "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        "${COMMON#\{}" >>"$RECORD"
-}
-
-submit_one() { # ID DEPS AFTER SCRIPT_B64
-    local id="$1" script="$SCRIPT_DIR/$1.sbatch" deps out sid
-    local args=(--parsable)
+# Pass 1, no process per job: what is skipped is known before anything is submitted; every
+# other job gets its output dir (sbatch opens the log there before the executor runs) and loses
+# an old FAIL marker (it must not hide the new queue state), all in one mkdir and one rm.
+IDS=() AFTER=() DEPENDS=()
+OUT_DIRS=() OLD_FAILS=()
+# A tab is IFS whitespace, so an empty field in the middle would vanish: "after" is "-" when
+# empty, and deps come last.
+while IFS=$'\t' read -r id after deps; do
     if succeeded "$id"; then
         printf '%s\tSKIPPED\talready succeeded\n' "$id"
-        return
-    fi
-    if [[ -n "${SLURM_ID[$id]:-}" ]]; then
+    elif [[ -n "${SLURM_ID[$id]:-}" ]]; then
         printf '%s\tSKIPPED\talready queued or running as SLURM job %s\n' "$id" "${SLURM_ID[$id]}"
-        return
+    else
+        IDS+=("$id") AFTER+=("$after") DEPENDS+=("$deps")
+        OUT_DIRS+=("$BASE/outputs/$id/repx")
+        OLD_FAILS+=("$BASE/outputs/$id/repx/FAIL")
     fi
-    if ! deps="$(dependency_ids "$2" "$3")"; then
+done <"$SCRIPT_DIR/jobs.tsv"
+if ((${#IDS[@]})); then
+    printf '%s\0' "${OUT_DIRS[@]}" | xargs -0 mkdir -p --
+    printf '%s\0' "${OLD_FAILS[@]}" | xargs -0 rm -f --
+fi
+
+one_line() { tr '\n\t' '  ' <"$1" | sed 's/ *$//'; }
+
+# Pass 2: per job, only sbatch. Its id goes to $INFLIGHT (by sbatch itself) and then, with the
+# record's head and tail written just before, to the record.
+for i in "${!IDS[@]}"; do
+    id="${IDS[$i]}"
+    args=(--parsable)
+    if ! dependency_ids "${DEPENDS[$i]}" "${AFTER[$i]}"; then
         FAILED["$id"]=1
-        printf '%s\tERROR\t%s\n' "$id" "$deps"
-        return
+        printf '%s\tERROR\t%s\n' "$id" "$DEPS"
+        continue
     fi
-    [[ -z "$deps" ]] || args+=("--dependency=afterok:$deps" --kill-on-invalid-dep=yes)
-    base64 -d <<<"$4" >"$script"
-    # sbatch opens the log file before the executor runs: its directory must exist, and an
-    # old FAIL marker must not hide the new queue state.
-    mkdir -p "$BASE/outputs/$id/repx"
-    rm -f "$BASE/outputs/$id/repx/FAIL"
-    if out="$(sbatch "${args[@]}" "$script" 2>&1)" && sid="${out%%;*}" && [[ "$sid" =~ ^[0-9]+$ ]]; then
-        record "$id" "$sid"
+    [[ -z "$DEPS" ]] || args+=("--dependency=afterok:$DEPS" --kill-on-invalid-dep=yes)
+    TZ=UTC0 printf -v now '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+    first="{\"job\":\"$id\",\"slurm_id\":\""
+    last="\",\"time\":\"$now\",${COMMON#\{}"
+    printf '%s\n%s\n' "$first" "$last" >"$INFLIGHT"
+    sid=""
+    if sbatch "${args[@]}" "$SCRIPT_DIR/$id.sbatch" >>"$INFLIGHT" 2>"$ERRORS"; then
+        { read -r _ && read -r _ && IFS= read -r sid; } <"$INFLIGHT" || true
+        sid="${sid%%;*}"
+    fi
+    if [[ "$sid" =~ ^[0-9]+$ ]]; then
+        printf '%s%s%s\n' "$first" "$sid" "$last" >>"$RECORD"
+        : >"$INFLIGHT"
         SLURM_ID["$id"]="$sid"
         printf '%s\t%s\n' "$id" "$sid"
     else
         FAILED["$id"]=1
-        printf '%s\tERROR\t%s\n' "$id" "$(one_line <<<"$out")"
+        message="$(one_line "$ERRORS")"
+        printf '%s\tERROR\t%s\n' "$id" "${message:-sbatch answered no job id}"
     fi
-}
-
-# A tab is IFS whitespace, so an empty field in the middle would vanish: "after" is "-" when
-# empty, and deps come last.
-while IFS=$'\t' read -r id script after deps; do
-    submit_one "$id" "$deps" "$after" "$script"
-done < <(jq -r '.jobs[] | [.id, (.script | @base64),
-    ((.after // []) | if length == 0 then "-" else join(",") end), (.deps | join(","))] | @tsv' <<<"$BATCH")
+done
+# Only now: a batch killed mid-loop leaves its .inflight for the next one to adopt.
+rm -f -- "$INFLIGHT" "$ERRORS"

@@ -1,0 +1,144 @@
+"""A submission cut mid-batch on the real SLURM over the real sshd: nothing sbatch accepted is
+lost, and running again submits the rest, one SLURM id per job (issue 15).
+
+The cut is the worst moment there is: the target's `sbatch` (a wrapper shipped as one of the
+Lab's host tools, first on submit.sh's PATH) hands its job id back and, before the batch can
+write its record line, kills the whole submission with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repx_tui.backend.lab import Lab
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+import labgen  # noqa: E402
+
+pytestmark = [pytest.mark.slurm, pytest.mark.sshd]
+CUT_AT = 4  # the 4th sbatch of the batch answers, then the batch dies
+
+# Kills the outermost process running submit.sh (old versions ran sbatch in a subshell) once,
+# on call number $CUT_AT, after the real sbatch answered; later calls go straight through.
+WRAPPER = r"""#!/bin/bash
+state=@STATE@
+out=$(/usr/bin/sbatch "$@") || exit $?
+printf '%s\n' "$out"
+{ read -r n < "$state/count"; } 2>/dev/null || n=0
+n=$((n + 1))
+printf '%s\n' "$n" > "$state/count"
+if [ "$n" = @CUT_AT@ ] && [ -e "$state/armed" ]; then
+    rm -f "$state/armed"
+    pid=$PPID top=
+    while [ "$pid" -gt 1 ]; do
+        if tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q 'submit\.sh'; then top=$pid; fi
+        read -r _ _ _ pid _ < "/proc/$pid/stat"
+    done
+    kill -9 "$top"
+fi
+"""
+
+
+@pytest.fixture
+def cut_lab(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A Lab whose host tools include the cutting sbatch wrapper; (Lab dir, wrapper state dir)."""
+    state = tmp_path / "sbatch-state"
+    state.mkdir()
+    (state / "armed").touch()
+    tools = tmp_path / "wrapper-bin"
+    tools.mkdir()
+    wrapper = tools / "sbatch"
+    wrapper.write_text(WRAPPER.replace("@STATE@", str(state)).replace("@CUT_AT@", str(CUT_AT)))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # demolab ships what `which` finds
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", host_tools=(*labgen.SCRIPT_TOOLS, "sbatch"), scale=6)
+    return lab_dir, state
+
+
+def records(base: Path, lab: Lab) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for record in sorted((base / "submissions" / lab.lab_id).glob("*.json")):
+        for line in record.read_text().splitlines():
+            entry = json.loads(line)
+            ids.setdefault(entry["job"], []).append(entry["slurm_id"])
+    return ids
+
+
+def queued_ids_by_name(names: set[str]) -> dict[str, list[str]]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        sid, name = line.split(maxsplit=1)
+        if name in names:
+            found.setdefault(name, []).append(sid)
+    return found
+
+
+def test_a_batch_cut_after_sbatch_answered_loses_nothing_and_a_rerun_submits_each_job_once(
+    cut_lab, tmp_path, sshd_target, slurm_available
+):
+    lab_dir, state = cut_lab
+    lab = Lab.load(lab_dir)
+    base = tmp_path / "cluster-store"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\n'
+        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
+    )
+    resources = tmp_path / "resources.toml"  # held: nothing runs, everything stays queued
+    resources.write_text(  # a rule, not a default: rules come after the Lab's hints
+        f'[defaults]\npartition = "{slurm_available["partition"]}"\ntime = "00:05:00"\nmem = "64M"\n'
+        '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'
+    )
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "repx_tui",
+                "run",
+                "@all",
+                "--lab",
+                str(lab_dir),
+                "--target",
+                "cluster",
+                "--resources",
+                str(resources),
+                "--headless",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=150,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]},
+        )
+
+    try:
+        cut = run()
+        assert cut.returncode != 0, cut.stdout  # the batch died under the client
+        assert not (state / "armed").exists() and (state / "count").read_text().strip() == str(CUT_AT)
+        answer = run()
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        result = json.loads(answer.stdout.strip().splitlines()[-1])
+        recorded = records(base, lab)
+        queued = queued_ids_by_name(set(lab.jobs))
+        # the cut job's id was recorded: the rerun skipped the first CUT_AT jobs, submitted the rest
+        assert len(result["skipped"]) == CUT_AT
+        assert sorted([s["job"] for s in result["submitted"]] + [s["job"] for s in result["skipped"]]) == sorted(
+            lab.jobs
+        )
+        assert set(recorded) == set(lab.jobs) and all(len(ids) == 1 for ids in recorded.values()), recorded
+        assert queued == recorded  # one SLURM job per Lab job, and it is the recorded one
+    finally:
+        stray = [sid for ids in queued_ids_by_name(set(lab.jobs)).values() for sid in ids]
+        if stray:
+            subprocess.run(["scancel", *stray], capture_output=True)
