@@ -231,6 +231,59 @@ class TargetHealth(Event):
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """What a finished SLURM job used against what it asked for, from sacct (like `seff`).
+
+    Ratios are None when a side is unknown: no MaxRSS sample (SLURM samples every
+    JobAcctGatherFrequency seconds, so a job shorter than that has none), no memory request,
+    an unlimited time limit."""
+
+    elapsed_s: float | None = None
+    cpu_s: float | None = None  # TotalCPU: user + system time of every step
+    cpus: int | None = None  # AllocCPUS
+    max_rss: int | None = None  # bytes, the largest step's peak
+    req_mem: int | None = None  # bytes for the whole allocation
+    time_limit_s: float | None = None
+    submit: str | None = None  # times as the target's sacct prints them (its local time)
+    start: str | None = None
+    end: str | None = None
+    start_epoch: float | None = None
+    end_epoch: float | None = None
+
+    @property
+    def cpu(self) -> float | None:
+        """CPU time / (elapsed x CPUs): 1.0 = every allocated CPU busy all the time."""
+        if self.cpu_s is None or not self.elapsed_s or not self.cpus:
+            return None
+        return self.cpu_s / (self.elapsed_s * self.cpus)
+
+    @property
+    def mem(self) -> float | None:
+        """Peak RSS / requested memory."""
+        if self.max_rss is None or not self.req_mem:
+            return None
+        return self.max_rss / self.req_mem
+
+    @property
+    def time(self) -> float | None:
+        """Elapsed / time limit."""
+        if self.elapsed_s is None or not self.time_limit_s:
+            return None
+        return self.elapsed_s / self.time_limit_s
+
+    def to_json(self) -> dict[str, Any]:
+        def ratio(value: float | None) -> float | None:
+            return None if value is None else round(value, 4)
+
+        return {
+            "cpu_efficiency": ratio(self.cpu), "mem_efficiency": ratio(self.mem),
+            "time_efficiency": ratio(self.time), "elapsed_seconds": self.elapsed_s, "cpu_seconds": self.cpu_s,
+            "cpus": self.cpus, "max_rss_bytes": self.max_rss, "req_mem_bytes": self.req_mem,
+            "time_limit_seconds": self.time_limit_s, "submit": self.submit, "start": self.start, "end": self.end,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class JobState:
     job: str
     run: str
@@ -243,6 +296,8 @@ class JobState:
     max_rss: str | None = None
     stale: bool = False
     waiting_on: tuple[str, ...] = ()  # runs whose results this job reads and that have not succeeded
+    efficiency: Efficiency | None = None  # finished SLURM jobs: usage vs request (sacct)
+    hint: str | None = None  # OUT_OF_MEMORY / TIMEOUT: which resources.toml value to raise
 
 
 @dataclass(frozen=True)
@@ -363,7 +418,8 @@ def job_state_json(s: JobState) -> dict[str, Any]:
     return {
         "job": s.job, "run": s.run, "state": s.state.value, "slurm_id": s.slurm_id,
         "exit_code": s.exit_code, "elapsed": s.elapsed, "node": s.node, "reason": s.reason,
-        "waiting_on_runs": list(s.waiting_on), "stale": s.stale,
+        "waiting_on_runs": list(s.waiting_on), "stale": s.stale, "max_rss": s.max_rss,
+        "efficiency": s.efficiency.to_json() if s.efficiency else None, "hint": s.hint,
     }  # fmt: skip
 
 
@@ -383,3 +439,106 @@ class StatusReport(Event):
             "stale_since": self.stale_since,
             "error": self.error,
         }
+
+
+# --- inspecting and pulling jobs (issue 13) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """One unit of a job with its own outcome and logs: the job itself (""), or a scatter-gather
+    job's `scatter`, `branch-<i>/step-<name>`, `gather`."""
+
+    unit: str
+    state: str  # "succeeded" | "failed" | "cancelled" | "running" | "not started"
+    exit_code: int | None = None
+    stdout_bytes: int | None = None
+    stderr_bytes: int | None = None
+    started: float | None = None  # epoch seconds on the target's clock (file times)
+    ended: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceValue:
+    """One value a job asks SLURM for, and what produced it (resources.Provenance)."""
+
+    key: str  # partition | cpus_per_task | mem | time | sbatch_opts
+    value: str | None
+    source: str  # Provenance.describe()
+    kind: str  # Provenance.kind: default | hint | sink-hint | rule | worker | unset
+    rule: int | None = None
+
+
+@dataclass(frozen=True)
+class JobInspection(Event):
+    """Everything about one job: from the Lab, the last status, resources.toml and one round trip."""
+
+    job: str
+    name: str
+    run: str
+    stage_type: str
+    scheduler: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    upstream: tuple[str, ...] = ()  # jobs it reads from (inter-run sources' final jobs too)
+    downstream: tuple[str, ...] = ()  # jobs that read from it
+    source_runs: tuple[str, ...] = ()
+    state: JobState | None = None
+    resources: tuple[ResourceValue, ...] = ()
+    resources_note: str = ""
+    slurm_ids: tuple[str, ...] = ()
+    submit: str | None = None
+    start: str | None = None
+    end: str | None = None
+    out_path: str = ""
+    stdout_path: str = ""
+    stderr_path: str = ""
+    units: tuple[UnitState, ...] = ()
+    error: str | None = None  # the target could not be read: what is shown comes from the Lab only
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["state"] = job_state_json(self.state) if self.state else None
+        return data
+
+
+@dataclass(frozen=True)
+class PullProgress(Event):
+    """One job's outputs coming back: files and bytes received so far; `done` once complete."""
+
+    job: str
+    files: int
+    bytes: int
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class PullResult:
+    job: str
+    status: str  # "pulled" | "unchanged" | "missing" (nothing on the target yet)
+    files: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job, "status": self.status, "files": self.files, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class PullSummary(Event):
+    """The end of a pull. Its JSON is the last line of `pull --json`."""
+
+    dest: str
+    jobs: tuple[PullResult, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def bytes(self) -> int:
+        return sum(j.bytes for j in self.jobs)
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for result in self.jobs:
+            counts[result.status] = counts.get(result.status, 0) + 1
+        return {
+            "dest": self.dest, "jobs": [j.to_json() for j in self.jobs], "counts": counts,
+            "bytes": self.bytes, "files": sum(j.files for j in self.jobs), "seconds": round(self.seconds, 3),
+        }  # fmt: skip

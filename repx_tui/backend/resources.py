@@ -2,7 +2,8 @@
 
 Order for one job: `[defaults]` -> the job's `resource_hints` from the Lab -> every matching
 `[[rules]]` entry in file order (later wins, field by field; `sbatch_opts` replaced, never
-appended, and only when non-empty).
+appended, and only when non-empty). `Resources.explain` gives the same values plus, per value,
+what produced it (a Provenance: the default, the Lab's hint, rule N, or nothing).
 """
 
 from __future__ import annotations
@@ -62,20 +63,7 @@ class Directives:
     sbatch_opts: tuple[str, ...] = ()
 
     def overlay(self, values: Mapping[str, Any]) -> Directives:
-        changes: dict[str, Any] = {}
-        for key, attr in (
-            ("partition", "partition"),
-            ("cpus-per-task", "cpus_per_task"),
-            ("cpus", "cpus_per_task"),
-            ("mem", "mem"),
-            ("time", "time"),
-        ):
-            if values.get(key) is not None:
-                changes[attr] = values[key]
-        opts = values.get("sbatch_opts")
-        if opts:  # replaced, not appended; an empty list changes nothing
-            changes["sbatch_opts"] = tuple([opts] if isinstance(opts, str) else opts)
-        return replace(self, **changes)
+        return replace(self, **{attr: value for attr, (value, _key) in _changes(values).items()})
 
     def sbatch_lines(self) -> list[str]:
         lines = []
@@ -100,6 +88,76 @@ class Directives:
         }
 
 
+_KEY_ATTRS = (
+    ("partition", "partition"),
+    ("cpus-per-task", "cpus_per_task"),
+    ("cpus", "cpus_per_task"),
+    ("mem", "mem"),
+    ("time", "time"),
+)
+DIRECTIVE_FIELDS = ("partition", "cpus_per_task", "mem", "time", "sbatch_opts")
+
+
+def _changes(values: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """attr -> (new value, the key it was read from) for what `values` sets."""
+    changes: dict[str, tuple[Any, str]] = {}
+    for key, attr in _KEY_ATTRS:
+        if values.get(key) is not None:
+            changes[attr] = (values[key], key)
+    opts = values.get("sbatch_opts")
+    if opts:  # replaced, not appended; an empty list changes nothing
+        changes["sbatch_opts"] = (tuple([opts] if isinstance(opts, str) else opts), "sbatch_opts")
+    return changes
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced one directive value of a job."""
+
+    kind: str  # "default" | "hint" | "sink-hint" | "rule" | "worker" | "unset"
+    rule: int | None = None  # 1-based position among the [[rules]] entries
+    job_id_glob: str | None = None
+    target: str | None = None
+    file: str | None = None  # the resources.toml the value was read from
+
+    def describe(self) -> str:
+        where = f" in {self.file}" if self.file else ""
+        if self.kind == "default":
+            return f"[defaults] of resources.toml{where}"
+        if self.kind in ("rule", "worker"):
+            scope = [f"job_id_glob = {self.job_id_glob!r}"] if self.job_id_glob else []
+            scope += [f"target = {self.target!r}"] if self.target else []
+            what = "worker_resources of " if self.kind == "worker" else ""
+            return f"{what}[[rules]] entry {self.rule} ({', '.join(scope) or 'every job'}) of resources.toml{where}"
+        if self.kind == "hint":
+            return "the Lab's resource_hints for this stage"
+        if self.kind == "sink-hint":
+            return "the Lab's resource_hints of the scatter-gather step"
+        return "not set: the cluster's default"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "job_id_glob": self.job_id_glob,
+            "target": self.target,
+            "file": self.file,
+            "describe": self.describe(),
+        }
+
+
+Explained = tuple[Directives, dict[str, Provenance]]
+
+
+def _overlay_explained(explained: Explained, values: Mapping[str, Any], source: Provenance) -> Explained:
+    directives, provenance = explained
+    changes = _changes(values)
+    if not changes:
+        return explained
+    provenance = {**provenance, **{attr: source for attr in changes}}
+    return replace(directives, **{attr: value for attr, (value, _key) in changes.items()}), provenance
+
+
 @dataclass(frozen=True)
 class Rule:
     values: Mapping[str, Any]  # the directive fields this rule sets
@@ -118,6 +176,8 @@ class Resources:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     sources: tuple[Path, ...] = ()
+    # which file each value came from: "defaults.<key>" and "rules" (the array is replaced whole)
+    origins: Mapping[str, Path] = field(default_factory=dict)
 
     def resolve(self, job_id: str, hints: Mapping[str, Any] | None, target: str) -> Directives:
         directives = Directives().overlay(self.defaults).overlay(hints or {})
@@ -125,6 +185,36 @@ class Resources:
             if rule.matches(job_id, target):
                 directives = directives.overlay(rule.values)
         return directives
+
+    def explain(self, job_id: str, hints: Mapping[str, Any] | None, target: str) -> Explained:
+        """resolve()'s directives and, per field, what produced its value."""
+        explained: Explained = (Directives(), {f: Provenance("unset") for f in DIRECTIVE_FIELDS})
+        for key, value in self.defaults.items():
+            origin = self.origins.get(f"defaults.{key}")
+            source = Provenance("default", file=str(origin) if origin else None)
+            explained = _overlay_explained(explained, {key: value}, source)
+        explained = _overlay_explained(explained, hints or {}, Provenance("hint"))
+        rules_file = self.origins.get("rules")
+        for index, rule in enumerate(self.rules, 1):
+            if rule.matches(job_id, target):
+                source = Provenance(
+                    "rule", index, rule.job_id_glob, rule.target, str(rules_file) if rules_file else None
+                )
+                explained = _overlay_explained(explained, rule.values, source)
+        return explained
+
+    def explain_worker(
+        self, job_id: str, hints: Mapping[str, Any] | None, sink_hints: Mapping[str, Any] | None, target: str
+    ) -> Explained:
+        """resolve_worker()'s directives and what produced each value."""
+        explained = _overlay_explained(self.explain(job_id, hints, target), sink_hints or {}, Provenance("sink-hint"))
+        matching = [(n, rule) for n, rule in enumerate(self.rules, 1) if rule.matches(job_id, target)]
+        if matching and matching[-1][1].worker_resources:
+            index, rule = matching[-1]
+            rules_file = self.origins.get("rules")
+            source = Provenance("worker", index, rule.job_id_glob, rule.target, str(rules_file) if rules_file else None)
+            explained = _overlay_explained(explained, rule.worker_resources or {}, source)
+        return explained
 
     def resolve_worker(
         self, job_id: str, hints: Mapping[str, Any] | None, sink_hints: Mapping[str, Any] | None, target: str
@@ -155,12 +245,23 @@ def load_resources(
     for doc in docs:
         _validate(doc)
         merged = _deep_merge(merged, doc.data)
-    return _build(merged, tuple(doc.path for doc in docs))
+    return _build(merged, tuple(doc.path for doc in docs), _origins(docs))
 
 
 def parse_resources(doc: TomlDoc) -> Resources:
     _validate(doc)
-    return _build(doc.data, (doc.path,))
+    return _build(doc.data, (doc.path,), _origins([doc]))
+
+
+def _origins(docs: Sequence[TomlDoc]) -> dict[str, Path]:
+    """The file each default and the rules array come from: the last one that sets it."""
+    origins: dict[str, Path] = {}
+    for doc in docs:
+        for key in doc.data.get("defaults", {}):
+            origins[f"defaults.{key}"] = doc.path
+        if "rules" in doc.data:
+            origins["rules"] = doc.path
+    return origins
 
 
 def _validate(doc: TomlDoc) -> None:
@@ -177,7 +278,7 @@ def _validate(doc: TomlDoc) -> None:
             check_keys(doc, ("rules", "worker_resources"), rule["worker_resources"], _FIELD_KEYS, index)
 
 
-def _build(data: Mapping[str, Any], sources: tuple[Path, ...]) -> Resources:
+def _build(data: Mapping[str, Any], sources: tuple[Path, ...], origins: Mapping[str, Path] | None = None) -> Resources:
     defaults = {k: v for k, v in data.get("defaults", {}).items() if k in _FIELD_KEYS}
     rules = tuple(
         Rule(
@@ -188,7 +289,7 @@ def _build(data: Mapping[str, Any], sources: tuple[Path, ...]) -> Resources:
         )
         for raw in data.get("rules", [])
     )
-    return Resources(defaults=defaults, rules=rules, sources=sources)
+    return Resources(defaults=defaults, rules=rules, sources=sources, origins=dict(origins or {}))
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,4 +312,13 @@ def ensure_known_target(resources: Resources, targets: Sequence[str]) -> list[st
     return sorted({r.target for r in resources.rules if r.target and r.target not in targets})
 
 
-__all__ = ["Directives", "Resources", "Rule", "load_resources", "parse_resources", "describe", "ConfigError"]
+__all__ = [
+    "Directives",
+    "Provenance",
+    "Resources",
+    "Rule",
+    "load_resources",
+    "parse_resources",
+    "describe",
+    "ConfigError",
+]

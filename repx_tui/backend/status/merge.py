@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from repx_tui.backend.events import JobState, JobStateKind, RollUp, job_state_json
 from repx_tui.backend.lab import Lab
+from repx_tui.backend.status.efficiency import efficiency_of
 from repx_tui.backend.status.slurm import AcctEntry, QueueEntry, slurm_kind
 from repx_tui.backend.status.snapshot import AgentJob, RemoteSnapshot
 
@@ -19,6 +21,9 @@ _AGENT_STATES = {
 }  # fmt: skip
 # A FAIL marker written by a job that the scheduler killed: the scheduler's reason says more.
 _EXPLAINS_FAILURE = frozenset({K.CANCELLED, K.TIMEOUT, K.OUT_OF_MEMORY})
+# States a bigger request would have avoided: they carry a hint naming the value to raise.
+NEEDS_HINT = frozenset({K.TIMEOUT, K.OUT_OF_MEMORY})
+HintFor = Callable[[JobState], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class StatusInputs:
     acct: Mapping[str, AcctEntry] | None
     known_slurm_ids: Mapping[str, str] = field(default_factory=dict)  # job -> id seen in squeue
     source_runs: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)  # job -> run -> finals
+    hint_for: HintFor | None = None  # OUT_OF_MEMORY / TIMEOUT -> "raise mem in resources.toml rule 2"
 
 
 class MergeCache:
@@ -75,7 +81,7 @@ def merge_states(
     """
     previous = previous or {}
     states: dict[str, JobState] = {}
-    signatures = {} if cache is not None else None
+    signatures: dict[str, tuple] | None = {} if cache is not None else None
     old_signatures = cache.signatures if cache is not None else {}
     for job in inputs.jobs:
         deps = inputs.deps.get(job, ())
@@ -97,6 +103,8 @@ def merge_states(
             state = replace(prev, stale=True) if prev else JobState(job, run, K.UNKNOWN, stale=True)
         elif state is None:
             state = _derived_state(job, run, deps, states)
+        elif inputs.hint_for is not None and state.state in NEEDS_HINT and state.hint is None:
+            state = replace(state, hint=inputs.hint_for(state))
         if job in inputs.source_runs:
             state = _with_waiting_runs(state, inputs.source_runs[job], states)
         states[job] = state
@@ -150,8 +158,11 @@ def _agent_state(job: str, run: str, agent: AgentJob, snap: RemoteSnapshot) -> J
     if job in snap.dead_runs:
         kind = K.FAILED
         code = snap.dead_runs[job] if snap.dead_runs[job] is not None else code
-        reason = ("agent and executor are gone; last state running" if snap.agent_gone
-                  else "executor is gone; the agent is recording its outcome")
+        reason = (
+            "agent and executor are gone; last state running"
+            if snap.agent_gone
+            else "executor is gone; the agent is recording its outcome"
+        )
     elif kind is K.QUEUED and snap.agent_gone:
         reason = "no agent is running; `repx-tui run` starts one that resumes the queue"
     return JobState(job, run, kind, reason=reason, exit_code=code)
@@ -179,7 +190,15 @@ def _failed_state(
 def _with_acct(state: JobState, acct: AcctEntry | None) -> JobState:
     if acct is None:
         return state
-    return replace(state, elapsed=acct.elapsed or None, node=acct.node or None, max_rss=acct.max_rss or None)
+    # Efficiency only from a final record: a job that just left the queue is asked again.
+    final = slurm_kind(acct.state).finished
+    return replace(
+        state,
+        elapsed=acct.elapsed or None,
+        node=acct.node or None,
+        max_rss=acct.max_rss or None,
+        efficiency=efficiency_of(acct) if final else None,
+    )
 
 
 def _queue_state(job: str, run: str, entry: QueueEntry) -> JobState:
@@ -197,6 +216,7 @@ def _queue_state(job: str, run: str, entry: QueueEntry) -> JobState:
 def _acct_state(job: str, run: str, acct: AcctEntry) -> JobState:
     kind = slurm_kind(acct.state)
     # Left the queue as COMPLETED but wrote no SUCCESS marker: the runner died before the end.
+    reason: str | None
     if kind is K.SUCCEEDED:
         kind, reason = K.UNKNOWN, "SLURM job completed without an outcome marker"
     else:
@@ -233,8 +253,11 @@ def _with_waiting_runs(
     upstream failure already explains why it never will)."""
     if state.state not in _WAITING or (state.reason or "").startswith("upstream failed"):
         return state
-    waiting = tuple(run for run, finals in runs.items()
-                    if any((s := states.get(f)) is None or s.state is not K.SUCCEEDED for f in finals))
+    waiting = tuple(
+        run
+        for run, finals in runs.items()
+        if any((s := states.get(f)) is None or s.state is not K.SUCCEEDED for f in finals)
+    )
     if not waiting:
         return state
     return replace(state, waiting_on=waiting, reason=f"waiting on run {', '.join(waiting)}")
@@ -326,7 +349,7 @@ class LabView:
     source_runs: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)  # job -> run -> finals
 
     @classmethod
-    def of(cls, lab: Lab) -> "LabView":
+    def of(cls, lab: Lab) -> LabView:
         return cls(
             lab_id=lab.lab_id,
             jobs=tuple(lab.topological_order(lab.jobs)),

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from repx_tui.backend.events import JobStateKind
 
 SEP = "\x1f"  # ASCII unit separator: cannot appear in a SLURM job name typed by a person
 SQUEUE_FIELDS = ("%i", "%j", "%T", "%M", "%N", "%r", "%P")
 SQUEUE_FORMAT = SEP.join(SQUEUE_FIELDS)
-SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed,MaxRSS,NodeList"
+# The first seven decide state and the table's cells; the rest are what efficiency and the
+# inspector read (CPU time, request, limit, times). Asked once per finished job, then cached.
+SACCT_COLUMNS = (
+    "JobID", "JobName", "State", "ExitCode", "Elapsed", "MaxRSS", "NodeList",
+    "TotalCPU", "ReqMem", "AllocCPUS", "Timelimit", "Submit", "Start", "End",
+)  # fmt: skip
+SACCT_FIELDS = ",".join(SACCT_COLUMNS)
+_SACCT_CORE = 7  # lines with only the first seven columns (older callers, tests) still parse
 
 K = JobStateKind
 
@@ -37,6 +45,13 @@ class AcctEntry:
     elapsed: str
     max_rss: str
     node: str
+    total_cpu: str = ""  # sacct TotalCPU of the allocation (all steps): [D-][HH:]MM:SS[.mmm]
+    req_mem: str = ""  # ReqMem: "500M" per node (22.05+), "500Mn"/"4000Mc" on older SLURM
+    alloc_cpus: str = ""
+    time_limit: str = ""  # Timelimit: "00:05:00", "1-00:00:00", "UNLIMITED", "Partition_Limit"
+    submit: str = ""  # ISO local times as sacct prints them, "Unknown"/"None" when not set
+    start: str = ""
+    end: str = ""
 
 
 # --- squeue / sacct parsing ----------------------------------------------------------------
@@ -69,7 +84,11 @@ def parse_squeue(text: str) -> list[QueueEntry]:
         if len(parts) != width or not parts[0].strip():
             continue
         sid, name, state, elapsed, node, reason, partition = parts
-        entries.append(QueueEntry(sid.strip(), name, state.strip(), elapsed.strip(), node.strip(), reason.strip(), partition.strip()))
+        entries.append(
+            QueueEntry(
+                sid.strip(), name, state.strip(), elapsed.strip(), node.strip(), reason.strip(), partition.strip()
+            )
+        )
     return entries
 
 
@@ -103,9 +122,9 @@ def parse_sacct(text: str) -> dict[str, AcctEntry]:
     step_rss: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split(SEP)
-        if len(parts) != 7:
+        if len(parts) not in (_SACCT_CORE, len(SACCT_COLUMNS)):
             continue
-        sid, name, state, exit_code, elapsed, max_rss, node = parts
+        sid, name, state, exit_code, elapsed, max_rss, node = parts[:_SACCT_CORE]
         if "." in sid:  # a step: 123.batch, 123.0, 123.extern
             parent = sid.split(".", 1)[0]
             if max_rss and _rss_bytes(max_rss) > _rss_bytes(step_rss.get(parent, "")):
@@ -113,7 +132,8 @@ def parse_sacct(text: str) -> dict[str, AcctEntry]:
             continue
         code, signal = _parse_exit(exit_code)
         words = state.split()
-        allocations[sid] = AcctEntry(sid, name, words[0] if words else "", code, signal, elapsed, max_rss, node)
+        extra = [p.strip() for p in parts[_SACCT_CORE:]]
+        allocations[sid] = AcctEntry(sid, name, words[0] if words else "", code, signal, elapsed, max_rss, node, *extra)
     for sid, rss in step_rss.items():
         entry = allocations.get(sid)
         if entry is not None and not entry.max_rss:
@@ -145,6 +165,7 @@ def slurm_error(stderr: str) -> str | None:
             return line.strip()
     return None
 
+
 _QUEUE_STATES = {
     "RUNNING": K.RUNNING, "COMPLETING": K.RUNNING, "CONFIGURING": K.RUNNING, "SIGNALING": K.RUNNING,
     "STAGE_OUT": K.RUNNING, "RESIZING": K.RUNNING,
@@ -157,6 +178,7 @@ _FINAL_STATES = {
     "CANCELLED": K.CANCELLED, "DEADLINE": K.TIMEOUT, "TIMEOUT": K.TIMEOUT,
     "OUT_OF_MEMORY": K.OUT_OF_MEMORY,
 }  # fmt: skip
+
 
 def slurm_kind(state: str) -> JobStateKind:
     return _QUEUE_STATES.get(state) or _FINAL_STATES.get(state) or K.UNKNOWN
@@ -189,7 +211,6 @@ def queue_by_job(entries: Iterable[QueueEntry], jobs: Mapping[str, Any]) -> dict
             found[job] = entry
     return found
 
+
 def _queue_rank(entry: QueueEntry, job: str) -> tuple[int, int]:
     return (slurm_kind(entry.state) is K.RUNNING, entry.name == job)
-
-

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.status.slurm import SEP, QueueEntry, owner_job
+
 
 @dataclass(frozen=True, slots=True)
 class AgentJob:
@@ -239,5 +241,3 @@ def submissions_dir(layout: RemoteLayout, lab_id: str) -> str:
 
 def agent_dir(layout: RemoteLayout, lab_id: str) -> str:
     return posixpath.join(layout.base, "agents", safe_component(lab_id, "lab id"))
-
-

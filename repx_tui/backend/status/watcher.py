@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind, StatusReport
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.status.merge import (
-    LabView, MergeCache, RollUp, StatusInputs, diff_states, merge_states, needs_sacct, roll_up_runs,
+    HintFor,
+    LabView,
+    MergeCache,
+    RollUp,
+    StatusInputs,
+    diff_states,
+    merge_states,
+    needs_sacct,
+    roll_up_runs,
 )
 from repx_tui.backend.status.slurm import (
-    AcctEntry, QueueEntry, SqueueParser, parse_sacct, queue_by_job, sacct_argv, slurm_error, slurm_kind, squeue_argv,
+    AcctEntry,
+    QueueEntry,
+    SqueueParser,
+    parse_sacct,
+    queue_by_job,
+    sacct_argv,
+    slurm_error,
+    slurm_kind,
+    squeue_argv,
 )
-from repx_tui.backend.status.snapshot import MARKER_SCRIPT, RemoteSnapshot, agent_dir, ours, parse_snapshot, submissions_dir
+from repx_tui.backend.status.snapshot import (
+    MARKER_SCRIPT,
+    RemoteSnapshot,
+    agent_dir,
+    ours,
+    parse_snapshot,
+    submissions_dir,
+)
 
 DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL = 3.0  # squeue is an RPC to slurmctld: never poll it in a tight loop
@@ -38,6 +62,7 @@ class StatusWatcher:
         emit: EventSink,
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.time,
+        hint_for: HintFor | None = None,
     ) -> None:
         self.transport = transport
         self.layout = layout
@@ -47,6 +72,7 @@ class StatusWatcher:
         self.emit = emit
         self.interval = max(MIN_INTERVAL, interval)
         self._clock = clock
+        self.hint_for = hint_for
         self.states: dict[str, JobState] = {}
         self.snapshot = RemoteSnapshot()
         self.last_good: float | None = None
@@ -67,7 +93,7 @@ class StatusWatcher:
         errors: list[str] = []
         try:
             snapshot = await self._fetch_snapshot()
-        except (RepxError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RepxError, OSError) as exc:
             return self._go_stale(_message(exc))
         queue = await self._fetch_queue(snapshot, errors)
         acct = await self._fetch_acct(snapshot, queue, errors)
@@ -76,6 +102,7 @@ class StatusWatcher:
             StatusInputs(
                 jobs=self.view.jobs, deps=self.view.deps, run_of=self.view.run_of, snapshot=snapshot,
                 queue=queue, acct=acct, known_slurm_ids=self._known_slurm_ids, source_runs=self.view.source_runs,
+                hint_for=self.hint_for,
             ),
             self.states,
             self._merge_cache,
@@ -141,7 +168,7 @@ class StatusWatcher:
         exit 0 and still have failed ("Socket timed out"), so stderr is read either way."""
         try:
             result = await self.transport.run(argv, timeout=COMMAND_TIMEOUT, check=False)
-        except (RepxError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RepxError, OSError) as exc:
             errors.append(f"{name}: {_message(exc)}")
             return None
         problem = slurm_error(result.stderr) or (None if result.ok else f"exit {result.exit_status}")
@@ -194,9 +221,7 @@ class StatusWatcher:
 
     def _go_stale(self, error: str) -> dict[str, JobState]:
         """The target cannot be read at all: every last known state, marked stale."""
-        base = self.states or {
-            job: JobState(job, self.view.run_of.get(job, ""), K.UNKNOWN) for job in self.view.jobs
-        }
+        base = self.states or {job: JobState(job, self.view.run_of.get(job, ""), K.UNKNOWN) for job in self.view.jobs}
         self._publish(dict(base), error)
         return self.states
 
@@ -207,5 +232,3 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, RepxError):
         return exc.message
     return str(exc) or type(exc).__name__
-
-
