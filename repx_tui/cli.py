@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--stderr", action="store_true")
     logs.add_argument("-n", "--lines", type=int, default=50, metavar="N")
 
+    show = sub.add_parser("show", help="inspect one job: parameters, dependencies, resources and why, state, paths")
+    show.add_argument("job", metavar="JOB", help="job id or unique prefix")
+    _lab_target(show)
+    show.add_argument("--resources", metavar="FILE", help="resources.toml to explain the SLURM request with")
+    _json(show)
+
+    pull = sub.add_parser("pull", help="bring jobs' outputs back into a local tree laid out as on the target")
+    pull.add_argument("specs", nargs="*", metavar="RUN|JOB", help="run name, @group or job id (default: every job)")
+    _lab_target(pull)
+    pull.add_argument("--to", metavar="DIR", help="local directory (default: ./repx-results/<target>)")
+    _json(pull)
+
     targets = sub.add_parser("targets", help="list configured targets")
     targets.add_argument("--check", action="store_true", help="check each target's health")
     _json(targets)
@@ -85,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("path", metavar="PATH")
     lab.add_argument("--verify", action="store_true", help="check every file's sha256")
     _json(lab)
+
+    login = sub.add_parser("login", help="log in once (asking for a code or password) and keep it for later commands")
+    login.add_argument("target", nargs="?", metavar="TARGET", help="default: submission_target")
+    login.add_argument("--idle", metavar="TIME", help="end the kept login after this long unused "
+                       "(seconds, or 10m, 1h; default $REPX_KEEPER_IDLE or 10m)")
+
+    logout = sub.add_parser("logout", help="end the kept login of a target (default: of every target)")
+    logout.add_argument("target", nargs="?", metavar="TARGET")
 
     demo = sub.add_parser("demo", help="make a demo Lab and run it on this machine, in the TUI")
     demo.add_argument("--headless", action="store_true")

@@ -15,10 +15,12 @@ import asyncio
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from repx_tui.backend.auth import Authenticator
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
-    CancelReport, EventSink, JobState, LogChunk, StatusReport, SubmitResult, SyncSummary, discard,
+    CancelReport, EventSink, JobState, LabPresence, LogChunk, RunPlan, StatusReport, SubmitResult, SyncSummary,
+    discard,
 )
 from repx_tui.backend.events import JobInspection, PullSummary
 from repx_tui.backend.lab import Lab
@@ -38,10 +40,12 @@ class TargetSession:
         lab: Lab | None = None,
         scheduler: str | None = None,
         transport: Transport | None = None,
+        authenticator: Authenticator | None = None,
         resources: Resources | None = None,
     ) -> None:
         self.resources = resources  # what run/submit used last; inspect and OOM/TIMEOUT hints read it
         self.target = target
+        self.authenticator = authenticator  # asked for a code/password/passphrase (None: never ask)
         self.emit = emit
         self.lab = lab
         self.scheduler = scheduler or target.scheduler()
@@ -66,7 +70,7 @@ class TargetSession:
     async def connect(self) -> "TargetSession":
         """Open the transport (idempotent) and resolve base_path/node_local_path on the target."""
         if self._transport is None:
-            self._transport = open_transport(self.target, lambda event: self.emit(event))
+            self._transport = open_transport(self.target, lambda event: self.emit(event), self.authenticator)
         await self._transport.connect()
         if self._layout is None:
             self._layout = await resolve_layout(self._transport, self.target)
@@ -233,6 +237,32 @@ class TargetSession:
     def refresh_soon(self) -> None:
         if self._watcher is not None:
             self._watcher.refresh_soon()
+
+    def forget_states(self) -> None:
+        """The next poll reports every job again (a front end showed another target's states meanwhile)."""
+        self._watcher = None
+
+    async def presence(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> LabPresence:
+        """How much of a Lab (the session's by default) is on the target: one probe round trip."""
+        from repx_tui.backend.sync.presence import lab_presence
+
+        await self.connect()
+        report = await lab_presence(self.transport, self.layout, lab or self.require_lab(), self.target.name, runs)
+        self.emit(report)
+        return report
+
+    async def plan_run(self, job_ids: Sequence[str]) -> RunPlan:
+        """What `run` would do with these jobs, before anything is sent: one status poll (the jobs
+        it would skip) and one probe (what the target lacks)."""
+        from repx_tui.backend import runplan
+
+        lab = self.require_lab()
+        states = await self.poll()
+        presence = await self.presence(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+        lab_bytes = 0 if presence.current else await asyncio.to_thread(runplan.lab_files_size, lab)
+        plan = runplan.build_plan(lab, job_ids, states, presence, lab_bytes, self.watcher().error)
+        self.emit(plan)
+        return plan
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelReport:
         """Cancel exactly job_ids (front ends expand a choice with Lab.with_dependants and show

@@ -10,6 +10,7 @@ from repx_tui.backend.config import load_config
 from repx_tui.backend.events import EventSink, discard
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.session import TargetSession
+from repx_tui.headless.prompt import TerminalAuthenticator
 
 
 @contextlib.asynccontextmanager
@@ -20,5 +21,5 @@ async def open_session(args: argparse.Namespace, emit: EventSink = discard) -> A
     target = config.target(getattr(args, "target", None))
     lab = Lab.load(args.lab) if getattr(args, "lab", None) else None
     scheduler = getattr(args, "scheduler", None) or target.scheduler(config.default_scheduler)
-    async with TargetSession(target, emit, lab=lab, scheduler=scheduler) as session:
+    async with TargetSession(target, emit, lab=lab, scheduler=scheduler, authenticator=TerminalAuthenticator()) as session:
         yield session

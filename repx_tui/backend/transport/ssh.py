@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import asyncssh
 
+from repx_tui.backend.auth import AuthCancelled, Authenticator, AuthFailed, AuthRequired, Login, NoAuthenticator
 from repx_tui.backend.errors import ConnectionDropped, HostKeyError, TransportError
 from repx_tui.backend.events import ConnectionState, EventSink, discard
 from repx_tui.backend.transport import rsync_bridge
@@ -89,18 +91,44 @@ def split_address(address: str) -> tuple[str | None, str]:
 
 
 class _Client(asyncssh.SSHClient):
-    def __init__(self, on_lost: Callable[[Exception | None], None]) -> None:
+    """Reports a lost connection, and hands the server's questions (a one-time code, a password)
+    to the session's Login, which asks the front end's Authenticator."""
+
+    def __init__(self, on_lost: Callable[[Exception | None], None], login: Login) -> None:
         self._on_lost = on_lost
+        self._login = login
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_lost(exc)
 
+    def kbdint_auth_requested(self) -> str:
+        return ""  # let the server choose its submethods (PAM)
+
+    async def kbdint_challenge_received(
+        self, name: str, instructions: str, lang: str, prompts: Sequence[tuple[str, bool]]
+    ) -> list[str] | None:
+        return await self._login.answer("keyboard-interactive", prompts, name, instructions)
+
+    async def password_auth_requested(self) -> str | None:
+        answers = await self._login.answer("password", [(f"Password for {self._login.address}: ", False)])
+        return answers[0] if answers else None
+
 
 class SshTransport(Transport):
-    def __init__(self, name: str, address: str, emit: EventSink = discard, *, config_paths: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        emit: EventSink = discard,
+        *,
+        config_paths: list[str] | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.name = name
         self.address = address
         self._emit = emit
+        self._login = Login(name, address, authenticator or NoAuthenticator())
+        self._bridges_open = 0
         self._config_paths = ssh_config_paths() if config_paths is None else config_paths
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -122,6 +150,10 @@ class SshTransport(Transport):
 
     def is_connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
+
+    def busy(self) -> bool:
+        """An rsync is using the connection through the bridge (the keeper is not idle then)."""
+        return self._bridges_open > 0
 
     @property
     def connection(self) -> asyncssh.SSHClientConnection | None:
@@ -171,8 +203,8 @@ class SshTransport(Transport):
             await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
             try:
                 return await self._open(attempt)
-            except HostKeyError:
-                raise
+            except (HostKeyError, AuthRequired, AuthCancelled, AuthFailed):
+                raise  # waiting does not change these
             except TransportError as exc:
                 last = exc
         raise TransportError(
@@ -183,12 +215,14 @@ class SshTransport(Transport):
     async def _open(self, attempt: int = 0) -> asyncssh.SSHClientConnection:
         user, host = split_address(self.address)
         self._emit(ConnectionState(self.name, "connecting", self.address, attempt))
+        self._login.reset()
         try:
             conn = await asyncssh.connect(
                 host,
                 username=user or (),
                 config=self._config_paths or None,
-                client_factory=lambda: _Client(self._lost),
+                client_factory=lambda: _Client(self._lost, self._login),
+                passphrase=self._login.passphrase,  # asked only for an encrypted key ssh-agent does not hold
                 keepalive_interval=KEEPALIVE_INTERVAL,
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
                 connect_timeout=CONNECT_TIMEOUT,
@@ -197,11 +231,14 @@ class SshTransport(Transport):
         except asyncssh.HostKeyNotVerifiable:
             raise await self._host_key_error(host, user) from None
         except asyncssh.PermissionDenied as exc:
-            raise TransportError(
-                f"{self.name}: SSH authentication failed for {self.address}: {exc.reason}",
-                hint="check that your key is loaded (ssh-agent) or set IdentityFile in ~/.ssh/config",
-            ) from None
-        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            raise self._login.refused(exc.reason) from None
+        except asyncssh.KeyEncryptionError as exc:
+            raise self._login.refused(f"the key's passphrase: {exc}") from None
+        except asyncssh.ProtocolError as exc:
+            if self._login.asked or self._login.needed or self._login.cancelled:  # e.g. too many failures
+                raise self._login.refused(exc.reason) from None
+            raise TransportError(f"{self.name}: cannot connect to {self.address}: {exc.reason}") from None
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             raise TransportError(
                 f"{self.name}: cannot connect to {self.address}: {_reason(exc)}",
                 hint=f"try `ssh {self.address} true` to check the address, port and network",
@@ -315,7 +352,7 @@ class SshTransport(Transport):
                     raise self._dropped(None) from None
                 self._runner_broken = True  # this target cannot host it: channels only, quietly
                 return None
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._drop_runner()  # it is still busy with the command: start afresh next time
                 raise TransportError(f"{self.name}: command timed out after {timeout} s: {argv[0]}") from None
             except (asyncssh.Error, OSError, ValueError, asyncio.IncompleteReadError) as exc:
@@ -324,12 +361,14 @@ class SshTransport(Transport):
                     raise self._dropped(exc if isinstance(exc, (asyncssh.Error, OSError)) else None) from None
                 raise TransportError(f"{self.name}: the command runner failed: {_reason(exc)}") from None
 
-    async def _start_runner(self, conn: asyncssh.SSHClientConnection) -> "_Runner | None":
+    async def _start_runner(self, conn: asyncssh.SSHClientConnection) -> _Runner | None:
         """Open the runner's channel. Its READY line is read with the first reply, so starting it
         costs no extra round trip (a runner that fails to start exits before reading anything)."""
         await self._drop_runner()
         try:
-            proc = await conn.create_process(quote_argv(["bash", "--noprofile", "--norc", "-c", RUNNER_SCRIPT]), encoding=None)
+            proc = await conn.create_process(
+                quote_argv(["bash", "--noprofile", "--norc", "-c", RUNNER_SCRIPT]), encoding=None
+            )
         except (asyncssh.ChannelOpenError, asyncssh.ProcessError):
             self._runner_broken = True
             return None
@@ -362,9 +401,7 @@ class SshTransport(Transport):
                 if input is not None:
                     proc.stdin.write(input)
                 proc.stdin.write_eof()
-                await asyncio.gather(
-                    _pump(proc.stdout, on_stdout), _pump(proc.stderr, on_stderr or (lambda _b: None))
-                )
+                await asyncio.gather(_pump(proc.stdout, on_stdout), _pump(proc.stderr, on_stderr or (lambda _b: None)))
                 await proc.wait_closed()
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
                 raise self._dropped(exc) from None
@@ -419,7 +456,13 @@ class SshTransport(Transport):
         except BaseException:
             self._channels.release()
             raise
-        return proc, self._channels.release
+        self._bridges_open += 1
+
+        def release() -> None:
+            self._bridges_open -= 1
+            self._channels.release()
+
+        return proc, release
 
     # --- files ------------------------------------------------------------------------------
 
@@ -527,6 +570,6 @@ def _reason(exc: BaseException | None) -> str:
     return str(reason)
 
 
-def _retrieve(future: "asyncio.Future[Any]") -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()

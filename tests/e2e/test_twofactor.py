@@ -1,0 +1,148 @@
+"""Two-factor login on the real test bed: an sshd that wants a key AND a TOTP code (PAM,
+pam_oath), and one that wants a passphrase-protected key AND a password. Codes come from
+oathtool; pam_oath takes each code once, so a test that logs in waits (with a deadline) for a
+time step nobody used yet (fixtures.Totp.fresh_code).
+
+Proved here: one question for a whole session (sync, submit, polls, log follow, cancel), a clear
+error for a wrong code and for no terminal, the terminal prompt with echo off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repx_tui.backend.auth import AuthChallenge, AuthFailed
+from repx_tui.backend.config import Target
+from repx_tui.backend.events import CancelReport, LogChunk
+from repx_tui.backend.lab import Lab
+from repx_tui.backend.session import TargetSession
+from tests import labgen
+from tests.helpers import async_wait_until
+from tests.infra.fixtures import twofa_logins
+from tests.terminal import Terminal
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 90
+pytestmark = [pytest.mark.sshd]
+
+
+class Codes:
+    """An Authenticator that answers like a person with oathtool: records what it was asked."""
+
+    def __init__(self, answer: str | None = None, totp=None) -> None:
+        self.answer, self.totp = answer, totp
+        self.challenges: list[AuthChallenge] = []
+
+    async def prompt(self, challenge: AuthChallenge) -> list[str]:
+        self.challenges.append(challenge)
+        if self.answer is None:
+            self.answer = await asyncio.to_thread(self.totp.fresh_code)
+        return [self.answer for _ in challenge.prompts]
+
+    @property
+    def questions(self) -> list[AuthChallenge]:
+        return [c for c in self.challenges if c.prompts]
+
+
+def config_file(tmp_path: Path, target: dict, base: Path, scheduler: str = "local") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[targets.cluster]\naddress = "{target["alias"]}"\nbase_path = "{base}"\ndefault_scheduler = "{scheduler}"\n'
+    )
+    return path
+
+
+def cli_env(config: Path, target: dict, tmp_path: Path) -> dict[str, str]:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return {**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": target["ssh_config"],
+            "XDG_RUNTIME_DIR": str(runtime)}  # fmt: skip
+
+
+async def test_one_code_for_a_whole_session(tmp_path, twofa_target, monkeypatch):
+    monkeypatch.setenv("REPX_SSH_CONFIG", twofa_target["ssh_config"])
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-A-producer": 60}, log_lines=5)
+    lab = Lab.load(lab_dir)
+    (producer_b,) = labgen.job_ids(lab_dir, "stage-B-producer")
+    producers_a = labgen.job_ids(lab_dir, "stage-A-producer")
+    target = Target(name="cluster", address=twofa_target["alias"], base_path=str(tmp_path / "base"),
+                    default_scheduler="local")  # fmt: skip
+    codes = Codes(totp=twofa_target["totp"])
+    before = twofa_logins(twofa_target["sshd_log"], "root")
+    events: list = []
+    async with TargetSession(target, events.append, lab=lab, scheduler="local", authenticator=codes) as session:
+        submitted = await session.run(lab.resolve(["simulation"]))  # sync + submit
+        assert {j for j, _ in submitted.submitted} >= {producer_b, *producers_a}
+        for _ in range(3):
+            await session.poll()
+        stop = asyncio.Event()
+        follow = asyncio.create_task(session.follow_log(producer_b, stop=stop))
+        await async_wait_until(lambda: any(isinstance(e, LogChunk) and "done" in e.text for e in events),
+                               timeout=DEADLINE, message="stage-B's log to say done")  # fmt: skip
+        stop.set()
+        await follow
+        await async_wait_until(lambda: session.status(), timeout=10)
+        report = await session.cancel(producers_a)
+        assert isinstance(report, CancelReport)
+        transport = session.transport
+        assert transport.authentications == 1
+    assert len(codes.questions) == 1  # one code, for everything above
+    assert codes.questions[0].prompts[0][0].startswith("One-time password (OATH) for `root'")
+    assert codes.questions[0].prompts[0][1] is False  # the server asks with echo off
+    assert twofa_logins(twofa_target["sshd_log"], "root") == before + 1
+
+
+async def test_a_wrong_code_is_one_clear_error(tmp_path, twofa_target, monkeypatch):
+    monkeypatch.setenv("REPX_SSH_CONFIG", twofa_target["ssh_config"])
+    target = Target(name="cluster", address=twofa_target["alias"], base_path=str(tmp_path / "base"))
+    codes = Codes(answer=twofa_target["totp"].wrong_code())
+    before = twofa_logins(twofa_target["sshd_log"], "root")
+    with pytest.raises(AuthFailed) as err:
+        async with TargetSession(target, authenticator=codes):
+            pass
+    assert "cluster: e2e-2fa refused the login after keyboard-interactive" in err.value.message
+    assert "wrong or already used code" in err.value.message and "30 s window" in (err.value.hint or "")
+    assert 1 <= len(codes.questions) <= 3  # asked again like ssh does, then gave up
+    assert twofa_logins(twofa_target["sshd_log"], "root") == before
+
+
+def test_without_a_terminal_the_cli_says_how_to_log_in_first(tmp_path, twofa_target):
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
+    env = cli_env(config_file(tmp_path, twofa_target, tmp_path / "base"), twofa_target, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster", "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=60, env=env, start_new_session=True,  # no controlling tty
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == ("error: cluster: e2e-2fa asks for a one-time code or password (keyboard-interactive) "
+                        "and there is no terminal to ask on")  # fmt: skip
+    assert lines[1].strip() == "hint: in a terminal, run `repx-tui login cluster`: later commands reuse that login"
+    assert "Traceback" not in result.stderr
+
+
+def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_path, twofa_pw_target):
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
+    base = Path("/tmp") / f"repx-e2e-2fa-{os.getpid()}-{tmp_path.name}"  # writable by the e2e user
+    env = cli_env(config_file(tmp_path, twofa_pw_target, base), twofa_pw_target, tmp_path)
+    code = twofa_pw_target["totp"].fresh_code()
+    before = twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password")
+    term = Terminal([sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster"],
+                    env=env, cwd=str(REPO))  # fmt: skip
+    try:
+        term.expect("cluster: Passphrase for key ", timeout=30)
+        term.send(twofa_pw_target["passphrase"] + "\n")
+        term.expect("cluster: Password for e2e-2fa-pw: ", timeout=30)
+        term.send(code + "\n")
+        assert term.wait(timeout=60) == 0, term.output
+    finally:
+        term.kill()
+    assert "stage-A-producer" in term.output or "pending" in term.output  # the status table
+    assert code not in term.output and twofa_pw_target["passphrase"] not in term.output  # never echoed
+    assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1
