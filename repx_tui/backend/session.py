@@ -12,17 +12,14 @@ callers that are not front ends (tests, benchmarks).
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Iterable, Sequence
 
 from repx_tui.backend.auth import Authenticator
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
-    CancelReport, EventSink, JobState, LabPresence, LogChunk, RunPlan, StatusReport, SubmitResult, SyncSummary,
-    discard,
+    CancelReport, EventSink, JobState, LogChunk, StatusReport, SubmitResult, SyncSummary, discard,
 )
-from repx_tui.backend.events import JobInspection, PullSummary
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.logs import FOLLOW_TAIL_MAX_BYTES, LogFollower, Stream, list_log_units
@@ -41,9 +38,7 @@ class TargetSession:
         scheduler: str | None = None,
         transport: Transport | None = None,
         authenticator: Authenticator | None = None,
-        resources: Resources | None = None,
     ) -> None:
-        self.resources = resources  # what run/submit used last; inspect and OOM/TIMEOUT hints read it
         self.target = target
         self.authenticator = authenticator  # asked for a code/password/passphrase (None: never ask)
         self.emit = emit
@@ -125,8 +120,6 @@ class TargetSession:
         from repx_tui.backend.schedulers import submit
 
         await self.connect()
-        if resources is not None:
-            self.resources = resources
         return await submit(
             self.transport, self.layout, self.require_lab(), self.target, job_ids, scheduler=self.scheduler,
             resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
@@ -161,59 +154,8 @@ class TargetSession:
 
         if self._watcher is None:
             self._watcher = StatusWatcher(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
-                                          lambda event: self.emit(event), hint_for=self._hint_for())
+                                          lambda event: self.emit(event))
         return self._watcher
-
-    def current_resources(self) -> Resources:
-        """The resources of the last run/submit, else resources.toml as found now (XDG, ./)."""
-        if self.resources is None:
-            from repx_tui.backend.resources import load_resources
-
-            try:
-                self.resources = load_resources()
-            except RepxError:
-                return Resources()  # a broken file is reported by run; a hint is not worth failing for
-        return self.resources
-
-    def _hint_for(self):
-        """OUT_OF_MEMORY / TIMEOUT hints naming the resources.toml value to raise (SLURM only)."""
-        if self.scheduler != "slurm":
-            return None
-        from repx_tui.backend.inspection import resource_hint_for
-
-        lab, name = self.require_lab(), self.target.name
-        return lambda state: resource_hint_for(self.current_resources(), lab, name)(state)
-
-    async def inspect(self, job_id: str) -> JobInspection:
-        """Everything about one job: the Lab's view (params, upstream, downstream), what it asks
-        SLURM for and which resources.toml rule, Lab hint or default produced each value, its
-        last state (a refresh first when there is none), its units and logs on the target."""
-        from repx_tui.backend.inspection import inspect_job
-
-        lab = self.require_lab()
-        lab.job(job_id)
-        await self.connect()
-        watcher = self.watcher()
-        if job_id not in watcher.states:
-            await watcher.poll_once()
-        sub = watcher.snapshot.submissions.get(job_id)
-        state = watcher.states.get(job_id)
-        ids = sub.all_slurm_ids if sub else ((state.slurm_id,) if state and state.slurm_id else ())
-        inspection = await inspect_job(
-            self.transport, self.layout, lab, job_id, scheduler=self.scheduler, target=self.target.name,
-            resources=self.current_resources(), state=state, slurm_ids=ids,
-        )  # fmt: skip
-        self.emit(inspection)
-        return inspection
-
-    async def pull(self, job_ids: Sequence[str], dest: str | Path) -> PullSummary:
-        """Bring outputs/<job>/ of job_ids into dest, laid out as on the target, with the Lab's
-        metadata beside them: one rsync over this connection, incremental (emits PullProgress)."""
-        from repx_tui.backend.pull import pull_outputs
-
-        lab = self.require_lab()
-        await self.connect()
-        return await pull_outputs(self.transport, self.layout, lab, list(job_ids), Path(dest), self.emit)
 
     async def status(self) -> StatusReport:
         """One refresh, reported whole: every job's state and every run's roll-up."""
@@ -237,32 +179,6 @@ class TargetSession:
     def refresh_soon(self) -> None:
         if self._watcher is not None:
             self._watcher.refresh_soon()
-
-    def forget_states(self) -> None:
-        """The next poll reports every job again (a front end showed another target's states meanwhile)."""
-        self._watcher = None
-
-    async def presence(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> LabPresence:
-        """How much of a Lab (the session's by default) is on the target: one probe round trip."""
-        from repx_tui.backend.sync.presence import lab_presence
-
-        await self.connect()
-        report = await lab_presence(self.transport, self.layout, lab or self.require_lab(), self.target.name, runs)
-        self.emit(report)
-        return report
-
-    async def plan_run(self, job_ids: Sequence[str]) -> RunPlan:
-        """What `run` would do with these jobs, before anything is sent: one status poll (the jobs
-        it would skip) and one probe (what the target lacks)."""
-        from repx_tui.backend import runplan
-
-        lab = self.require_lab()
-        states = await self.poll()
-        presence = await self.presence(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
-        lab_bytes = 0 if presence.current else await asyncio.to_thread(runplan.lab_files_size, lab)
-        plan = runplan.build_plan(lab, job_ids, states, presence, lab_bytes, self.watcher().error)
-        self.emit(plan)
-        return plan
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelReport:
         """Cancel exactly job_ids (front ends expand a choice with Lab.with_dependants and show
