@@ -12,6 +12,7 @@ callers that are not front ends (tests, benchmarks).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from repx_tui.backend.auth import Authenticator
@@ -20,6 +21,7 @@ from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
     CancelReport, EventSink, JobState, LogChunk, StatusReport, SubmitResult, SyncSummary, discard,
 )
+from repx_tui.backend.events import JobInspection, PullSummary
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.logs import FOLLOW_TAIL_MAX_BYTES, LogFollower, Stream, list_log_units
@@ -38,7 +40,9 @@ class TargetSession:
         scheduler: str | None = None,
         transport: Transport | None = None,
         authenticator: Authenticator | None = None,
+        resources: Resources | None = None,
     ) -> None:
+        self.resources = resources  # what run/submit used last; inspect and OOM/TIMEOUT hints read it
         self.target = target
         self.authenticator = authenticator  # asked for a code/password/passphrase (None: never ask)
         self.emit = emit
@@ -120,6 +124,8 @@ class TargetSession:
         from repx_tui.backend.schedulers import submit
 
         await self.connect()
+        if resources is not None:
+            self.resources = resources
         return await submit(
             self.transport, self.layout, self.require_lab(), self.target, job_ids, scheduler=self.scheduler,
             resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
@@ -154,8 +160,59 @@ class TargetSession:
 
         if self._watcher is None:
             self._watcher = StatusWatcher(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
-                                          lambda event: self.emit(event))
+                                          lambda event: self.emit(event), hint_for=self._hint_for())
         return self._watcher
+
+    def current_resources(self) -> Resources:
+        """The resources of the last run/submit, else resources.toml as found now (XDG, ./)."""
+        if self.resources is None:
+            from repx_tui.backend.resources import load_resources
+
+            try:
+                self.resources = load_resources()
+            except RepxError:
+                return Resources()  # a broken file is reported by run; a hint is not worth failing for
+        return self.resources
+
+    def _hint_for(self):
+        """OUT_OF_MEMORY / TIMEOUT hints naming the resources.toml value to raise (SLURM only)."""
+        if self.scheduler != "slurm":
+            return None
+        from repx_tui.backend.inspection import resource_hint_for
+
+        lab, name = self.require_lab(), self.target.name
+        return lambda state: resource_hint_for(self.current_resources(), lab, name)(state)
+
+    async def inspect(self, job_id: str) -> JobInspection:
+        """Everything about one job: the Lab's view (params, upstream, downstream), what it asks
+        SLURM for and which resources.toml rule, Lab hint or default produced each value, its
+        last state (a refresh first when there is none), its units and logs on the target."""
+        from repx_tui.backend.inspection import inspect_job
+
+        lab = self.require_lab()
+        lab.job(job_id)
+        await self.connect()
+        watcher = self.watcher()
+        if job_id not in watcher.states:
+            await watcher.poll_once()
+        sub = watcher.snapshot.submissions.get(job_id)
+        state = watcher.states.get(job_id)
+        ids = sub.all_slurm_ids if sub else ((state.slurm_id,) if state and state.slurm_id else ())
+        inspection = await inspect_job(
+            self.transport, self.layout, lab, job_id, scheduler=self.scheduler, target=self.target.name,
+            resources=self.current_resources(), state=state, slurm_ids=ids,
+        )  # fmt: skip
+        self.emit(inspection)
+        return inspection
+
+    async def pull(self, job_ids: Sequence[str], dest: str | Path) -> PullSummary:
+        """Bring outputs/<job>/ of job_ids into dest, laid out as on the target, with the Lab's
+        metadata beside them: one rsync over this connection, incremental (emits PullProgress)."""
+        from repx_tui.backend.pull import pull_outputs
+
+        lab = self.require_lab()
+        await self.connect()
+        return await pull_outputs(self.transport, self.layout, lab, list(job_ids), Path(dest), self.emit)
 
     async def status(self) -> StatusReport:
         """One refresh, reported whole: every job's state and every run's roll-up."""
