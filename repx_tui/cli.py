@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--stderr", action="store_true")
     logs.add_argument("-n", "--lines", type=int, default=50, metavar="N")
 
+    show = sub.add_parser("show", help="inspect one job: parameters, dependencies, resources and why, state, paths")
+    show.add_argument("job", metavar="JOB", help="job id or unique prefix")
+    _lab_target(show)
+    show.add_argument("--resources", metavar="FILE", help="resources.toml to explain the SLURM request with")
+    _json(show)
+
+    pull = sub.add_parser("pull", help="bring jobs' outputs back into a local tree laid out as on the target")
+    pull.add_argument("specs", nargs="*", metavar="RUN|JOB", help="run name, @group or job id (default: every job)")
+    _lab_target(pull)
+    pull.add_argument("--to", metavar="DIR", help="local directory (default: ./repx-results/<target>)")
+    _json(pull)
+
     targets = sub.add_parser("targets", help="list configured targets")
     targets.add_argument("--check", action="store_true", help="check each target's health")
     _json(targets)

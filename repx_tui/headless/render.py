@@ -18,6 +18,7 @@ from repx_tui.backend.events import (
     ConnectionState,
     Event,
     EventSink,
+    JobInspection,
     JobsChanged,
     JobSkipped,
     JobState,
@@ -31,10 +32,14 @@ from repx_tui.backend.events import (
     PhaseProgress,
     PhaseSkipped,
     PhaseStarted,
+    PullProgress,
+    PullSummary,
     StatusReport,
     SubmitResult,
     SyncSummary,
 )
+
+from repx_tui.headless.jobtext import efficiency_bits, inspection_text, pull_progress_text, pull_summary_text
 
 
 def size(n: float) -> str:
@@ -74,7 +79,7 @@ class Human:
         line = describe(event)
         if line is None:
             return
-        if isinstance(event, (PhaseProgress, LayerProgress)) and not getattr(event, "done", False):
+        if isinstance(event, (PhaseProgress, LayerProgress, PullProgress)) and not getattr(event, "done", False):
             if self.live:
                 self.out.write(f"\r{line}\x1b[K")
                 self.pending_progress = True
@@ -162,10 +167,14 @@ def job_detail(state: JobState) -> str:
         bits.append(state.elapsed)
     if state.node:
         bits.append(f"on {state.node}")
-    if state.max_rss:
+    if state.efficiency is not None:
+        bits += efficiency_bits(state.efficiency)
+    elif state.max_rss:
         bits.append(f"rss {state.max_rss}")
     if state.reason:
         bits.append(state.reason)
+    if state.hint:
+        bits.append(f"hint: {state.hint}")
     return ", ".join(bits)
 
 
@@ -213,4 +222,7 @@ _RENDERERS: tuple = (
     (SubmitResult, _submit_result),
     (CancelReport, _cancel_report),
     (StatusReport, _status_report),
+    (JobInspection, inspection_text),
+    (PullProgress, pull_progress_text),
+    (PullSummary, pull_summary_text),
 )

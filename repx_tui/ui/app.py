@@ -26,6 +26,7 @@ from repx_tui.backend.config import Config
 from repx_tui.backend.events import (
     ConnectionState,
     JobCancelled,
+    JobInspection,
     JobsChanged,
     LogChunk,
     Notice,
@@ -33,6 +34,8 @@ from repx_tui.backend.events import (
     PhaseDone,
     PhaseFailed,
     PhaseSkipped,
+    PullProgress,
+    PullSummary,
     TargetHealth,
 )
 from repx_tui.ui.controller import BackendEventMessage, BackendFailed, Controller, LabLoaded, LogUnitsFound, TaskDone
@@ -44,12 +47,14 @@ from repx_tui.ui.messages import (
     CopyOutputPaths,
     Down,
     FollowLog,
+    InspectJob,
     JobsUpdated,
     LabOpened,
     ListLogUnits,
     LogFollowing,
     LogUnitsListed,
     OpenLog,
+    PullRequested,
     TargetPicked,
     TargetsChecking,
 )
@@ -62,7 +67,7 @@ from repx_tui.ui.screens.targets import TargetsScreen
 
 NOTICE_SEVERITY: dict[str, SeverityLevel] = {"error": "error", "warning": "warning"}
 # Events a screen shows as they are (after the App applied them to its models).
-SCREEN_EVENTS = (*SYNC_EVENTS, TargetHealth, JobCancelled, LogChunk)
+SCREEN_EVENTS = (*SYNC_EVENTS, TargetHealth, JobCancelled, LogChunk, JobInspection, PullProgress, PullSummary)
 
 
 class RepxCommands(Provider):
@@ -223,6 +228,14 @@ class RepxApp(App):
     def on_log_units_found(self, message: LogUnitsFound) -> None:
         self._tell_screens(LogUnitsListed, message.job_id, message.units)
 
+    def on_inspect_job(self, message: InspectJob) -> None:
+        if self.autostart:
+            self.controller.inspect(message.job_id)
+
+    def on_pull_requested(self, message: PullRequested) -> None:
+        if self.autostart:
+            self.controller.pull(message.job_ids, message.dest)
+
     def on_copy_output_paths(self, message: CopyOutputPaths) -> None:
         target = self.controller.target
         if not message.job_ids or target is None:
@@ -249,6 +262,10 @@ class RepxApp(App):
                 self.notify(f"{event.target}: connection {event.state} {event.detail}".strip(), severity="warning")
         elif isinstance(event, Notice):
             self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"))
+        elif isinstance(event, PullSummary):
+            pulled = sum(1 for j in event.jobs if j.status == "pulled")
+            self.notify(f"{pulled} pulled, {len(event.jobs) - pulled} unchanged or not there yet -> {event.dest}",
+                        title="pull done")
         if isinstance(event, SCREEN_EVENTS):
             self._tell_screens(BackendUpdate, event)
 

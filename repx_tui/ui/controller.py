@@ -195,6 +195,30 @@ class Controller:
 
         return self._start("log-units", go)
 
+    def inspect(self, job_id: str) -> Worker:
+        """Everything about one job (answered by a JobInspection event); a newer ask replaces it."""
+
+        if self.lab is not None and job_id in self.lab.jobs:  # the Lab's part at once, the target's later
+            from repx_tui.backend.inspection import lab_part
+
+            scheduler = self.target.scheduler(self.config.default_scheduler) if self.target else "local"
+            self.emit(lab_part(self.lab, job_id, scheduler))
+
+        async def go() -> Any:
+            session = await self.session()
+            return await session.inspect(job_id)
+
+        return self._start("inspect", go)
+
+    def pull(self, job_ids: Sequence[str], dest: str) -> Worker:
+        """Bring these jobs' outputs into dest (PullProgress events, then a PullSummary)."""
+
+        async def go() -> Any:
+            session = await self.session()
+            return await session.pull(list(job_ids), dest)
+
+        return self._start("pull", go)
+
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:

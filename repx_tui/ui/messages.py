@@ -77,6 +77,23 @@ class ListLogUnits(Message):
         self.job_id = job_id
 
 
+class InspectJob(Message):
+    """Inspector: find out everything about this job (answered by a JobInspection BackendUpdate)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+
+class PullRequested(Message):
+    """Pull dialog: bring these jobs' outputs into dest (PullProgress / PullSummary come down)."""
+
+    def __init__(self, job_ids: Sequence[str], dest: str) -> None:
+        super().__init__()
+        self.job_ids = list(job_ids)
+        self.dest = dest
+
+
 class CopyOutputPaths(Message):
     """Jobs screen: copy `<base_path>/outputs/<job>/out` of these jobs to the clipboard."""
 

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.events import (
@@ -41,6 +41,7 @@ class JobInfo:
     stage: str
     order: int
     state: JobState
+    params: dict[str, Any] = field(default_factory=dict)  # the Lab's, for `key=value` filters
 
 
 class JobsModel:
@@ -53,19 +54,24 @@ class JobsModel:
         self.expand_cancel: Callable[[Iterable[str]], Iterable[str]] = lambda jobs: list(jobs)
         self.stale_since: float | None = None
         self.error: str | None = None
+        # Throughput for the run overview: when each job was seen finishing (jobs already
+        # finished at the first status event are not), and when status events began.
+        self.now: Callable[[], float] = time.time
+        self.finished_at: dict[str, float] = {}
+        self.watch_started: float | None = None
 
-    def add_job(self, job_id: str, name: str, run: str, stage: str) -> None:
+    def add_job(self, job_id: str, name: str, run: str, stage: str, params: dict[str, Any] | None = None) -> None:
         if job_id in self.jobs:
             return
         state = JobState(job=job_id, run=run, state=JobStateKind.UNKNOWN)
-        self.jobs[job_id] = JobInfo(job_id, name, run, stage, len(self.jobs), state)
+        self.jobs[job_id] = JobInfo(job_id, name, run, stage, len(self.jobs), state, dict(params or {}))
         self.runs.setdefault(run, []).append(job_id)
         self.counts.setdefault(run, Counter())[JobStateKind.UNKNOWN] += 1
 
     def load_lab(self, lab: Lab) -> None:
         """Take job names, runs and stages from a loaded Lab."""
         for job_id, job in lab.jobs.items():
-            self.add_job(job_id, job.name, job.run, job.stage_type)
+            self.add_job(job_id, job.name, job.run, job.stage_type, dict(job.params))
         self.expand_cancel = lab.with_dependants
 
     def apply(self, event: JobsChanged) -> tuple[set[str], set[str]]:
@@ -74,6 +80,9 @@ class JobsModel:
         runs: set[str] = set()
         self.stale_since = event.stale_since
         self.error = event.error
+        now = self.now()
+        if self.watch_started is None:
+            self.watch_started = now
         for state in event.changed:
             info = self.jobs.get(state.job)
             if info is None:
@@ -82,6 +91,8 @@ class JobsModel:
             old = info.state.state
             info.state = state if state.run else replace(state, run=info.run)
             if old != state.state:
+                if state.state.finished and not old.finished and old is not JobStateKind.UNKNOWN:
+                    self.finished_at[state.job] = now
                 self.counts[info.run][old] -= 1
                 self.counts[info.run][state.state] += 1
                 runs.add(info.run)

@@ -72,10 +72,10 @@ async def test_run_syncs_then_shows_live_jobs_and_logs(local_config, tmp_path):
         )
         assert "7/7" in table_cell(table, RUN_KEY_PREFIX + "simulation", "state")
 
-        # logs: Enter on a job opens its stdout, followed; `o` switches to stderr
+        # logs: `o` on a job opens its stdout, followed; `o` there switches to stderr
         producer = next(j for j in sim if "stage-A" in j)
         table.move_cursor(row=table.get_row_index(producer))
-        await pilot.press("enter")
+        await pilot.press("o")
         assert isinstance(app.screen, LogsScreen)
         await async_wait_until(lambda: record.events(LogChunk), timeout=20, message="a log chunk")
         logs: LogsScreen = app.screen
@@ -161,7 +161,7 @@ async def test_scatter_gather_step_log_is_picked_in_the_logs_screen(local_config
         assert app.jobs_model.jobs[sum_job].state.state == JobStateKind.SUCCEEDED, record.failures()
         table = jobs_table(app)
         table.move_cursor(row=table.get_row_index(sum_job))
-        await pilot.press("enter")
+        await pilot.press("o")
         logs = app.screen
         assert isinstance(logs, LogsScreen) and logs.sub is None
         await pilot.press("u")

@@ -96,7 +96,7 @@ async def test_logs_follow_pause_resume_wrap_search_and_stream():
     async with app.run_test(size=(80, 24)) as pilot:
         table = await started(pilot, app)
         table.move_cursor(row=table.get_row_index(job_id(2)))
-        await pilot.press("enter")
+        await pilot.press("o")
         logs = app.screen
         assert isinstance(logs, LogsScreen) and logs.job_id == job_id(2)
         app.controller.feed(log_text(60))

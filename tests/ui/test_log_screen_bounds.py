@@ -24,7 +24,7 @@ async def open_logs(pilot, app) -> LogsScreen:
     await async_wait_until(lambda: app.screen.query_one("#jobs").row_count == 8, timeout=5)
     table = app.screen.query_one("#jobs")
     table.move_cursor(row=table.get_row_index(job_id(2)))
-    await pilot.press("enter")
+    await pilot.press("o")
     assert isinstance(app.screen, LogsScreen)
     return app.screen
 

@@ -29,6 +29,7 @@ TEXTUAL_APP_CALLS = {
     "is_screen_installed",
     "notify",
     "exit",
+    "copy_to_clipboard",  # OSC 52: the terminal's clipboard, nothing of ours
 }
 
 
@@ -91,7 +92,7 @@ async def test_logs_of_a_unit_and_text_of_the_replaced_log_is_dropped():
     async with app.run_test(size=(100, 30), message_hook=record) as pilot:
         table = await started(app)
         table.move_cursor(row=table.get_row_index(sg))
-        await pilot.press("enter")
+        await pilot.press("o")
         logs = app.screen
         assert isinstance(logs, LogsScreen)
         assert [(m.job_id, m.stream) for m in recorded(record, OpenLog)] == [(sg, "stdout")]
@@ -121,6 +122,6 @@ async def test_simple_job_logs_have_no_unit_key():
     async with app.run_test(size=(100, 30)) as pilot:
         table = await started(app)
         table.move_cursor(row=table.get_row_index(job_id(2)))
-        await pilot.press("enter", "u")
+        await pilot.press("o", "u")
         assert isinstance(app.screen, LogsScreen) and app.screen.sub is None
         assert "Unit" not in screen_text(app)

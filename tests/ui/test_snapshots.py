@@ -44,7 +44,7 @@ async def _logs(pilot):
     await _jobs(pilot)
     table = pilot.app.screen.query_one("#jobs")
     table.move_cursor(row=table.get_row_index(job_id(2)))
-    await pilot.press("enter")
+    await pilot.press("o")
     pilot.app.controller.feed(log_text(60))
     await async_wait_until(lambda: len(pilot.app.screen.lines["stdout"]) == 60, timeout=5)
     await pilot.press("up", "up")
@@ -58,7 +58,7 @@ async def _units(pilot):
     await _jobs(pilot)
     table = pilot.app.screen.query_one("#jobs")
     table.move_cursor(row=table.get_row_index(job_id(4)))
-    await pilot.press("enter", "u")
+    await pilot.press("o", "u")
     units = ["", "scatter", "branch-0/step-extract", "branch-0/step-square", "branch-1/step-extract", "gather"]
     pilot.app.post_message(LogUnitsFound(job_id(4), units))
     await async_wait_until(lambda: isinstance(pilot.app.screen, Picker), timeout=5)

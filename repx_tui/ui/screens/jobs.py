@@ -4,6 +4,10 @@ Status updates never rebuild the table: changed cells are rewritten in place, so
 the selection stay put. Only user actions that change which rows are shown (filter, sort, tree)
 lay the rows out again (O(n) in plain Python, nothing measured or rendered off screen), and the
 cursor goes back to the same row key. Typing a filter is debounced.
+
+Enter / `i` open the job inspector, `o` the logs, `e` toggles the efficiency columns, `v` the
+run overview, `p` pulls the chosen jobs' results; the filter text, state filter and efficiency
+columns are saved per target (ui/jobfilter.py).
 """
 
 from __future__ import annotations
@@ -22,56 +26,20 @@ from textual.widgets import Input, Static
 
 from repx_tui.backend.events import JobStateKind
 from repx_tui.ui import format as fmt
-from repx_tui.ui.messages import CancelSelection, CopyOutputPaths, JobsUpdated, LabOpened, OpenLog
+from repx_tui.ui.jobcolumns import HASH_PREFIX_MIN_WIDTH, STATE_COLUMNS, efficiency_cells, layout_columns
+from repx_tui.ui.jobfilter import SavedView, compile_terms, load_view, parse_filter, save_view
+from repx_tui.ui.messages import JobsUpdated, LabOpened
 from repx_tui.ui.model import JobInfo, JobsModel
-from repx_tui.ui.screens.cancel import CancelScreen
+from repx_tui.ui.screens.jobactions import JobActions
 from repx_tui.ui.widgets.footer import StableFooter
 from repx_tui.ui.widgets.inputs import open_box
-from repx_tui.ui.widgets.jobtable import SPAN, Column, JobTable, Row
-from repx_tui.ui.widgets.menu import KeyMenu
+from repx_tui.ui.widgets.jobtable import SPAN, JobTable, Row
 
 if TYPE_CHECKING:
     from repx_tui.ui.app import RepxApp
 
-# (key, header, width); 0 = shares the room left over. The state, SLURM id, elapsed, node and
-# reason columns fit at 80 columns; run and stage only appear when job and reason keep room.
-JOB_COLUMN = ("job", "job", 0)
-REASON_COLUMN = ("reason", "reason / exit", 0)
-FIXED_COLUMNS = (("sel", " ", 1), ("state", "state", 12), ("elapsed", "elapsed", 8), ("slurm", "slurm id", 8), ("node", "node", 8))
-OPTIONAL_COLUMNS = (("run", "run", 10), ("stage", "stage", 14))  # in this order of priority
-# Cells job + reason must keep for an optional column to be shown: the flat list needs its run
-# (names without hash suffice there), the stage type only fits beside full job ids.
-JOB_WIDTH = (20, 36)  # min, max
-ROOM_FOR = {"run": 22 + 18, "stage": JOB_WIDTH[1] + 18}
-REASON_MIN = 12
-REASON_WANTED = 18  # the job column grows to JOB_WIDTH max only while reason keeps this
-HASH_PREFIX_MIN_WIDTH = 30  # a narrower job column shows job names without the hash prefix
-STATE_COLUMNS = ("state", "elapsed", "slurm", "node", "reason")
 FILTER_DEBOUNCE = 0.12  # seconds of no typing before a filter re-lays out 10,000 rows
 CHANGE_RELAYOUT_DELAY = 0.3  # rows entering/leaving a filter by a state change are coalesced
-
-
-def layout_columns(width: int, tree: bool) -> list[Column]:
-    """Columns that fit `width` cells: the fixed ones, optional ones while job and reason keep room."""
-    optional = [c for c in OPTIONAL_COLUMNS if not (tree and c[0] == "run")]  # tree rows show the run
-    chosen: list[tuple[str, str, int]] = []
-    for column in optional:
-        trial = [*chosen, column]
-        if _room(width, trial) >= ROOM_FOR[column[0]]:
-            chosen = trial
-    room = _room(width, chosen)
-    job = max(JOB_WIDTH[0], min(JOB_WIDTH[1], max(room - REASON_WANTED, room - REASON_MIN - 2)))
-    sel, state, elapsed, slurm, node = FIXED_COLUMNS
-    order = [sel, JOB_COLUMN[:2] + (job,), *[c for c in OPTIONAL_COLUMNS if c in chosen], state, slurm, elapsed, node]
-    order.append(REASON_COLUMN[:2] + (max(room - job, REASON_MIN),))
-    return [Column(*c) for c in order]
-
-
-def _room(width: int, optional: list[tuple[str, str, int]]) -> int:
-    """Cells left for job + reason after the fixed and optional columns and one space between each."""
-    columns = [*FIXED_COLUMNS, *optional]
-    separators = len(columns) + 1  # the job and reason columns add one more gap between them all
-    return width - sum(c[2] for c in columns) - separators
 
 
 # `l` / `h` cycle through these, like upstream's All → Failed → Running → Pending → Succeeded.
@@ -89,29 +57,18 @@ SORTS = ("lab order", "state", "elapsed", "job", "node")
 # lookups run 10,000 times per relayout.
 _STATE_RANK = {kind._value_: i for i, kind in enumerate(JobStateKind)}
 RUN_KEY_PREFIX = "\x1frun:"
-# The Space (actions) and g (go to) menus: (key, label, what _menu_chosen does).
-ACTION_MENU = (
-    ("c", "Cancel selected", "cancel"),
-    ("l", "Logs (stdout)", "logs"),
-    ("e", "Logs (stderr)", "stderr"),
-    ("y", "Copy output path", "yank"),
-    ("m", "Mark / unmark", "mark"),
-)
-GO_MENU = (
-    ("g", "Top", "top"),
-    ("e", "End", "end"),
-    ("l", "Logs", "logs"),
-    ("t", "Targets", "targets"),
-    ("s", "Sync", "sync"),
-    ("j", "Jobs", "jobs"),
-)
+# What a run row counts beside "done"; OUT_OF_MEMORY and TIMEOUT stand out on their own.
+ROLLUP_KINDS = (
+    JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.FAILED, JobStateKind.OUT_OF_MEMORY, JobStateKind.TIMEOUT,
+    JobStateKind.CANCELLED, JobStateKind.PENDING, JobStateKind.BLOCKED,
+)  # fmt: skip
 
 
 def run_key(run: str) -> str:
     return RUN_KEY_PREFIX + run
 
 
-class JobsScreen(Screen):
+class JobsScreen(JobActions, Screen):
     AUTO_FOCUS = "#jobs"
     HELP_TITLE = "Jobs"
     TABLE = JobTable  # the bench swaps in a DataTable-based baseline with the same methods
@@ -129,8 +86,11 @@ class JobsScreen(Screen):
         Binding("percent_sign", "mark_all", "Mark all"),
         Binding("escape", "clear_marks", "Clear marks", show=False),
         Binding("c", "cancel", "Cancel"),
-        Binding("enter", "open_logs", "Logs", show=False),
+        Binding("i", "inspect", "Inspect"),
         Binding("o", "open_logs", "Logs"),
+        Binding("e", "toggle_efficiency", "Efficiency"),
+        Binding("v", "overview", "Overview"),
+        Binding("p", "pull", "Pull"),
         Binding("space", "action_menu", "Actions"),
         Binding("g", "go_menu", "Go", show=False),
         Binding("G", "go_end", "End", show=False),
@@ -152,6 +112,8 @@ class JobsScreen(Screen):
         self._last_in_run: set[str] = set()  # tree mode draws these with └
         self._relayout_pending = False
         self._filter_timer: Timer | None = None
+        self.efficiency = False  # the cpu% / mem% / time% columns
+        self._view_target: str | None = None  # whose saved view is shown
 
     @property
     def model(self) -> JobsModel:
@@ -165,21 +127,54 @@ class JobsScreen(Screen):
         with Horizontal(id="jobs-header"):
             yield Static("Jobs", id="title", classes="title")
             yield Static("", id="jobs-status")
-        yield Input(placeholder="filter: job, run, stage, state or node — Enter/Esc to leave", id="filter", select_on_focus=False)
+        yield Input(placeholder="filter: text run:R state:S node:N key=value !term — Enter/Esc to leave", id="filter", select_on_focus=False)
         yield self.TABLE(id="jobs")
         yield StableFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self._load_view()
         self._set_columns()
         self.relayout()
+
+    def on_screen_resume(self) -> None:
+        if self._load_view():  # another target since this screen was last shown
+            self._set_columns()
+            self.relayout()
+
+    def _target_name(self) -> str | None:
+        target = getattr(cast("RepxApp", self.app).controller, "target", None)
+        return target.name if target is not None else None
+
+    def _load_view(self) -> bool:
+        """Take the current target's saved filter, state filter and columns; True if they changed."""
+        name = self._target_name()
+        if name is None or name == self._view_target:
+            return False
+        self._view_target = name
+        view = load_view(name)
+        names = [n for n, _kinds in STATE_FILTERS]
+        self.text_filter, self.efficiency = view.text, view.efficiency
+        self.state_filter_index = names.index(view.state) if view.state in names else 0
+        box = self.query_one("#filter", Input)
+        box.value, box.display = view.text, bool(view.text)
+        return True
+
+    def _save_view(self) -> None:
+        if self._view_target is None:
+            return
+        view = SavedView(self.text_filter, STATE_FILTERS[self.state_filter_index][0], self.efficiency)
+        try:
+            save_view(self._view_target, view)
+        except OSError as exc:  # a read-only home: the view is only not kept
+            self.notify(f"could not save the filter: {exc}", severity="warning")
 
     def on_resize(self) -> None:
         self._set_columns()
 
     def _set_columns(self) -> None:
         width = max(self.size.width - 2, 40)  # the vertical scrollbar takes two cells
-        columns = layout_columns(width, self.tree_view)
+        columns = layout_columns(width, self.tree_view, self.efficiency)
         job_width = next(c.width for c in columns if c.key == "job") - (2 if self.tree_view else 0)
         self._names_only = job_width < HASH_PREFIX_MIN_WIDTH
         self.table.set_columns(columns)
@@ -197,19 +192,15 @@ class JobsScreen(Screen):
         return hay
 
     def _matcher(self):
-        """A predicate for the current state filter and text filter, built once per relayout."""
+        """A predicate for the current state filter and the `/` terms, built once per relayout."""
         kinds = STATE_FILTERS[self.state_filter_index][1]
         wanted = None if kinds is None else {k._value_ for k in kinds}
-        needle = self.text_filter.lower()
-        haystack = self._haystack
+        terms = compile_terms(parse_filter(self.text_filter), self._haystack)
 
         def matches(info: JobInfo) -> bool:
-            state = info.state.state._value_
-            if wanted is not None and state not in wanted:
+            if wanted is not None and info.state.state._value_ not in wanted:
                 return False
-            if not needle:
-                return True
-            return needle in haystack(info) or needle in state or needle in (info.state.node or "").lower()
+            return terms is None or terms(info)
 
         return matches
 
@@ -288,11 +279,15 @@ class JobsScreen(Screen):
     def _job_cells(self, info: JobInfo) -> Row:
         cells: Row = {"sel": self._mark(info.id), "job": fmt.short_id(info.id), "run": info.run, "stage": info.stage}
         cells.update(zip(STATE_COLUMNS, self._state_cells(info)))
+        if self.efficiency:
+            cells.update(zip(("cpu", "mem", "tlim"), efficiency_cells(info.state)))
         return cells
 
     def _state_cells(self, info: JobInfo) -> list:
         s = info.state
         reason = s.reason or ""
+        if s.hint:  # OUT_OF_MEMORY / TIMEOUT: what to raise says more than SLURM's reason
+            reason = s.hint
         if s.exit_code:  # "exit 0" on every succeeded job would only be noise
             reason = f"exit {s.exit_code}" + (f": {reason}" if reason else "")
         return [fmt.state_text(s.state, s.stale), s.elapsed or "", s.slurm_id or "", s.node or "", reason]
@@ -303,7 +298,7 @@ class JobsScreen(Screen):
         done = counts.get(JobStateKind.SUCCEEDED, 0)
         folded = "▸" if run in self.folded else "▾"
         rollup = Text(f"{done}/{total} done  ", style="bold")
-        for kind in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.FAILED, JobStateKind.CANCELLED, JobStateKind.PENDING, JobStateKind.BLOCKED):
+        for kind in ROLLUP_KINDS:
             if counts.get(kind):
                 rollup.append(f"{fmt.STATE_GLYPH[kind]} {counts[kind]} {kind.value}  ", style=fmt.STATE_STYLE[kind])
         jobs = self.model.runs.get(run, ())
@@ -317,6 +312,11 @@ class JobsScreen(Screen):
         self.apply_changes(message.job_ids, message.runs)
 
     def on_lab_opened(self, _message: LabOpened) -> None:
+        # another Lab or target: cells, marks and folds were about jobs that may be gone
+        self._cells.clear()
+        self._haystacks.clear()
+        self.marked.clear()
+        self.folded.clear()
         if self.is_mounted:
             self.relayout()
 
@@ -352,6 +352,8 @@ class JobsScreen(Screen):
         parts.append(f"state: ← {STATE_FILTERS[self.state_filter_index][0]} →")
         parts.append(f"sort: {SORTS[self.sort_index]}{' ↓' if self.reverse else ''}")
         parts.append("tree" if self.tree_view else "flat")
+        if self.efficiency:
+            parts.append("efficiency")
         if self.text_filter:
             parts.append(f"filter: {self.text_filter!r}")
         if self.marked:
@@ -436,6 +438,15 @@ class JobsScreen(Screen):
     def action_state_filter(self, step: int) -> None:
         self.state_filter_index = (self.state_filter_index + step) % len(STATE_FILTERS)
         self.relayout()
+        self._save_view()
+
+    def action_toggle_efficiency(self) -> None:
+        """cpu% / mem% / time% of finished SLURM jobs (from sacct) on or off."""
+        self.efficiency = not self.efficiency
+        self._cells.clear()
+        self._set_columns()
+        self.relayout()
+        self._save_view()
 
     def action_cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
@@ -475,6 +486,7 @@ class JobsScreen(Screen):
         if text != self.text_filter:
             self.text_filter = text
             self.relayout()
+            self._save_view()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
@@ -499,50 +511,4 @@ class JobsScreen(Screen):
         if event.row_key.startswith(RUN_KEY_PREFIX):
             self.action_fold()
         else:
-            self.action_open_logs()
-
-    # --- actions that leave this screen ------------------------------------------------------
-
-    def action_cancel(self) -> None:
-        """The confirmation lists the jobs with their dependants; it asks the App to cancel."""
-        job_ids = self.chosen_jobs()
-        if not job_ids:
-            self.notify("Nothing to cancel: move to a job or mark some with x", severity="warning")
-            return
-        self.app.push_screen(CancelScreen(job_ids, self.model), self._cancel_closed)
-
-    def _cancel_closed(self, confirmed: bool | None) -> None:
-        if confirmed:
-            self.action_clear_marks()
-
-    def on_cancel_selection(self, _message: CancelSelection) -> None:
-        self.action_cancel()
-
-    def action_open_logs(self, stream: str = "stdout") -> None:
-        key = self.cursor_key()
-        if key and key in self.model.jobs:
-            self.post_message(OpenLog(key, stream))
-
-    def action_action_menu(self) -> None:
-        self._push_menu("Actions", ACTION_MENU)
-
-    def action_go_menu(self) -> None:
-        self._push_menu("Go to", GO_MENU)
-
-    def _push_menu(self, title: str, entries: tuple[tuple[str, str, str], ...]) -> None:
-        """Menus are composed once and installed, so opening one again costs no compose."""
-        name = f"menu:{title}"
-        if not self.app.is_screen_installed(name):
-            self.app.install_screen(KeyMenu(title, list(entries)), name)
-        self.app.push_screen(name, self._menu_chosen)
-
-    def _menu_chosen(self, action: str | None) -> None:
-        if action in ("targets", "sync", "jobs"):
-            self.app.switch_mode(action)
-        elif action in ("logs", "stderr"):
-            self.action_open_logs("stderr" if action == "stderr" else "stdout")
-        elif action == "yank":
-            self.post_message(CopyOutputPaths(self.chosen_jobs()))
-        elif action is not None:
-            {"cancel": self.action_cancel, "mark": self.action_toggle_mark,
-             "top": self.action_go_top, "end": self.action_go_end}[action]()  # fmt: skip
+            self.action_inspect()
