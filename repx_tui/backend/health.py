@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import humanize
 
+from repx_tui.backend.auth import AuthRequired
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, HealthCheck, TargetHealth, discard
@@ -61,6 +62,11 @@ async def check_target(target: Target, emit: EventSink = discard, timeout: float
     try:
         try:
             await asyncio.wait_for(transport.connect(), timeout)
+        except AuthRequired:  # answered, but wants a code or password: a check never asks
+            checks.append(HealthCheck("reachable", True, "answers; the login needs a code, password or passphrase"))
+            checks.append(HealthCheck("login", False, "interactive login needed: not checked further",
+                                      f"repx-tui login {target.name}   # then --check uses that login"))  # fmt: skip
+            return _done(target, checks, started, emit)
         except (TimeoutError, RepxError, OSError) as exc:
             detail = str(exc) if not isinstance(exc, asyncio.TimeoutError) else f"no answer within {timeout:.0f} s"
             checks.append(HealthCheck("reachable", False, detail, None if target.is_local else _ssh_hint(target)))

@@ -106,6 +106,9 @@ def test_one_login_serves_every_later_command_until_logout(tmp_path, twofa_pw_ta
     assert all(outcomes[j] for j in labgen.job_ids(lab_dir, "stage-A-producer"))  # the running ones, stopped
     assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1  # the login, nothing else
 
+    (health,) = json.loads(repx(env, "targets", "--check", "--json").stdout)["targets"]
+    assert health["health"]["ok"] and "login" not in {c["name"] for c in health["health"]["checks"]}
+
     out = repx(env, "logout", "cluster").stdout
     assert out.startswith("logged out of cluster (e2e-2fa-pw): keeper pid")
     failed = repx(env, "status", *lab, expect=1)

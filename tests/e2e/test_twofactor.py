@@ -10,6 +10,7 @@ error for a wrong code and for no terminal, the terminal prompt with echo off.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -125,6 +126,14 @@ def test_without_a_terminal_the_cli_says_how_to_log_in_first(tmp_path, twofa_tar
                         "and there is no terminal to ask on")  # fmt: skip
     assert lines[1].strip() == "hint: in a terminal, run `repx-tui login cluster`: later commands reuse that login"
     assert "Traceback" not in result.stderr
+
+    check = subprocess.run([sys.executable, "-m", "repx_tui", "targets", "--check", "--json"], capture_output=True,
+                           text=True, cwd=REPO, timeout=60, env=env, start_new_session=True)  # fmt: skip
+    assert check.returncode == 1
+    (target,) = json.loads(check.stdout)["targets"]
+    checks = {c["name"]: c for c in target["health"]["checks"]}
+    assert checks["reachable"]["ok"] and not checks["login"]["ok"]
+    assert checks["login"]["hint"].startswith("repx-tui login cluster")
 
 
 def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_path, twofa_pw_target):
