@@ -3,7 +3,7 @@
 
 The app is driven exactly like the snapshot tests (tests/ui/test_snapshots.py): fixed jobs and
 backend events fed through Controller.feed, fixed paths, a fixed clock, so the SVGs only change
-when the UI does. Run from the project root:  python scripts/screenshots.py
+when the UI does. Run from the project root:  python scripts/screenshots.py [NAME...]
 """
 
 from __future__ import annotations
@@ -21,10 +21,27 @@ from tests.ui.test_snapshots import SCREENS  # noqa: E402
 SIZE = (100, 30)
 
 
+async def _login(pilot) -> None:
+    """The login modal, as a two-factor login node asks for its one-time code (code typed)."""
+    from repx_tui.backend.auth import AuthChallenge
+    from repx_tui.ui.screens.auth import AuthScreen
+    from tests.ui.test_snapshots import _jobs
+
+    await _jobs(pilot)
+    challenge = AuthChallenge("cluster", "me@login.example", "keyboard-interactive",
+                              prompts=(("One-time password (OATH) for `me': ", False),))  # fmt: skip
+    pilot.app.push_screen(AuthScreen(challenge))
+    await pilot.pause()
+    await pilot.press(*"123456")
+
+
+SHOTS = {**SCREENS, "login": _login}
+
+
 async def shoot(name: str, out_dir: Path) -> Path:
     app = fixed_app()
     async with app.run_test(size=SIZE) as pilot:
-        await SCREENS[name](pilot)
+        await SHOTS[name](pilot)
         await pilot.pause()
         path = out_dir / f"{name}.svg"
         path.write_text(app.export_screenshot(title=f"repx-tui — {name}"))
@@ -34,7 +51,7 @@ async def shoot(name: str, out_dir: Path) -> Path:
 async def main() -> int:
     out_dir = ROOT / "screenshots"
     out_dir.mkdir(exist_ok=True)
-    for name in SCREENS:
+    for name in sys.argv[1:] or SHOTS:  # python scripts/screenshots.py [NAME...]
         print(await shoot(name, out_dir))
     return 0
 

@@ -140,8 +140,11 @@ class Controller:
         async with self._session_lock:  # one connect at a time: the transport's connect is not re-entrant
             session = self._sessions.get(target.name)
             if session is None or session.target != target:
+                from repx_tui.ui.screens.auth import ModalAuthenticator  # a code or password: asked in a modal
+
                 session = TargetSession(target, self.emit, lab=lab,
-                                        scheduler=target.scheduler(self.config.default_scheduler))
+                                        scheduler=target.scheduler(self.config.default_scheduler),
+                                        authenticator=ModalAuthenticator(self.app))
                 self._sessions[target.name] = session
             session.use_lab(lab)
             return await session.connect()
