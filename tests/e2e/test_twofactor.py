@@ -155,3 +155,25 @@ def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_pat
     assert "stage-A-producer" in term.output or "pending" in term.output  # the status table
     assert code not in term.output and twofa_pw_target["passphrase"] not in term.output  # never echoed
     assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1
+
+
+async def test_a_key_in_ssh_agent_needs_no_passphrase(tmp_path, twofa_pw_target, monkeypatch):
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho '{twofa_pw_target['passphrase']}'\n")
+    askpass.chmod(0o700)
+    agent = subprocess.run(["ssh-agent", "-s", "-a", str(tmp_path / "agent.sock")], capture_output=True, text=True,
+                           check=True, timeout=30)  # fmt: skip
+    pid = int(agent.stdout.split("SSH_AGENT_PID=", 1)[1].split(";", 1)[0])
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(tmp_path / "agent.sock"), "SSH_ASKPASS": str(askpass),
+               "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"}  # fmt: skip
+        subprocess.run(["ssh-add", twofa_pw_target["key"]], env=env, check=True, capture_output=True, timeout=30)
+        monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
+        monkeypatch.setenv("REPX_SSH_CONFIG", twofa_pw_target["ssh_config"])
+        codes = Codes(totp=twofa_pw_target["totp"])
+        target = Target(name="cluster", address=twofa_pw_target["alias"], base_path="/tmp")
+        async with TargetSession(target, authenticator=codes) as session:
+            assert (await session.transport.run(["id", "-un"])).stdout.strip() == "e2e"
+        assert [c.kind for c in codes.questions] == ["password"]  # the agent signed: no passphrase asked
+    finally:
+        os.kill(pid, 15)  # the agent this test started
