@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tarfile
 import tempfile
@@ -61,6 +62,7 @@ class DemoOptions:
 
     runs: Sequence[str] | None = None  # subset of DEMO_RUNS; "analysis" needs "simulation"
     fail_job: str | None = None  # "<pname>", "<pname>-<version>", a job id, or any of those + ":<exe>"
+    fail_unless: str | None = None  # fail_job fails only while this path does not exist (a retry then succeeds)
     sleep_seconds: float | Mapping[str, float] = 0.0  # per executable; a mapping is keyed by pname
     log_lines: int = 0  # numbered stdout lines each executable prints before its work
     log_delay: float = 0.05  # seconds between those lines
@@ -307,7 +309,10 @@ def _script(stage: _Stage, exe: _Exe, options: DemoOptions) -> str:
     if seconds > 0:
         parts.append(f"sleep {seconds}\n")
     if _fails(stage, exe, options):
-        parts.append(f'echo "{label}: injected failure (demo fail_job)" >&2\nexit 3\n')
+        failure = f'echo "{label}: injected failure (demo fail_job)" >&2\nexit 3\n'
+        if options.fail_unless:
+            failure = f"if [ ! -e {shlex.quote(options.fail_unless)} ]; then\n{failure}fi\n"
+        parts.append(failure)
     parts.append(exe.body.rstrip("\n") + "\n")
     parts.append(f'echo "{label}: done"\n')
     return "".join(parts)

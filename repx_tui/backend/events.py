@@ -197,6 +197,31 @@ class SyncSummary(Event):
         }
 
 
+@dataclass(frozen=True)
+class LabPresence(Event):
+    """How much of a Lab a target already has, from the sync's one probe round trip."""
+
+    target: str
+    lab_id: str
+    current: bool  # the Lab's tree was completed there from this very manifest
+    layers_there: int  # image layers in the target's store or node_local_path, of the right size
+    layers_total: int
+    bytes_to_send: int  # bytes of the layers that are not there
+
+
+@dataclass(frozen=True)
+class RunPlan(Event):
+    """What a run would do, said before anything is sent: one status poll and one probe."""
+
+    target: str
+    submit: tuple[str, ...]  # jobs that would be submitted, upstream first
+    skipped: tuple[tuple[str, str], ...]  # (job, state) already succeeded, queued or running
+    presence: LabPresence
+    lab_bytes: int  # the Lab's own files when its tree is not current there (rsync sends at most this), else 0
+    missing_runs: tuple[str, ...] = ()  # runs these jobs read that are neither included, queued nor done
+    status_error: str | None = None  # the status poll could not read everything: skips may be missing
+
+
 # --- connection and targets ---------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ from repx_tui.backend.auth import Authenticator
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
-    CancelReport, EventSink, JobState, LogChunk, StatusReport, SubmitResult, SyncSummary, discard,
+    CancelReport, EventSink, JobState, LabPresence, LogChunk, RunPlan, StatusReport, SubmitResult, SyncSummary,
+    discard,
 )
 from repx_tui.backend.events import JobInspection, PullSummary
 from repx_tui.backend.lab import Lab
@@ -236,6 +237,32 @@ class TargetSession:
     def refresh_soon(self) -> None:
         if self._watcher is not None:
             self._watcher.refresh_soon()
+
+    def forget_states(self) -> None:
+        """The next poll reports every job again (a front end showed another target's states meanwhile)."""
+        self._watcher = None
+
+    async def presence(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> LabPresence:
+        """How much of a Lab (the session's by default) is on the target: one probe round trip."""
+        from repx_tui.backend.sync.presence import lab_presence
+
+        await self.connect()
+        report = await lab_presence(self.transport, self.layout, lab or self.require_lab(), self.target.name, runs)
+        self.emit(report)
+        return report
+
+    async def plan_run(self, job_ids: Sequence[str]) -> RunPlan:
+        """What `run` would do with these jobs, before anything is sent: one status poll (the jobs
+        it would skip) and one probe (what the target lacks)."""
+        from repx_tui.backend import runplan
+
+        lab = self.require_lab()
+        states = await self.poll()
+        presence = await self.presence(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+        lab_bytes = 0 if presence.current else await asyncio.to_thread(runplan.lab_files_size, lab)
+        plan = runplan.build_plan(lab, job_ids, states, presence, lab_bytes, self.watcher().error)
+        self.emit(plan)
+        return plan
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelReport:
         """Cancel exactly job_ids (front ends expand a choice with Lab.with_dependants and show

@@ -30,12 +30,10 @@ from repx_tui.backend.events import (
     JobsChanged,
     LogChunk,
     Notice,
-    Phase,
-    PhaseDone,
     PhaseFailed,
-    PhaseSkipped,
     PullProgress,
     PullSummary,
+    SubmitResult,
     TargetHealth,
 )
 from repx_tui.ui.controller import BackendEventMessage, BackendFailed, Controller, LabLoaded, LogUnitsFound, TaskDone
@@ -49,7 +47,6 @@ from repx_tui.ui.messages import (
     FollowLog,
     InspectJob,
     JobsUpdated,
-    LabOpened,
     ListLogUnits,
     LogFollowing,
     LogUnitsListed,
@@ -64,6 +61,7 @@ from repx_tui.ui.screens.jobs import JobsScreen
 from repx_tui.ui.screens.logs import LogsScreen
 from repx_tui.ui.screens.sync import SyncScreen
 from repx_tui.ui.screens.targets import TargetsScreen
+from repx_tui.ui.workflow import WorkflowMixin
 
 NOTICE_SEVERITY: dict[str, SeverityLevel] = {"error": "error", "warning": "warning"}
 # Events a screen shows as they are (after the App applied them to its models).
@@ -79,6 +77,14 @@ class RepxCommands(Provider):
             ("Go to Targets", "target list with health checks", partial(app.switch_mode, "targets")),
             ("Go to Sync", "sync phases and image layers", partial(app.switch_mode, "sync")),
             ("Go to Jobs", "the live job table", partial(app.switch_mode, "jobs")),
+            ("Open a Lab…", "recent Labs, ./result links, or browse to one", partial(app.action_workflow, "open-lab")),
+            ("Run… (sync + submit)", "choose runs, scheduler, resources; see what happens first",
+             partial(app.action_workflow, "run")),
+            ("Sync only", "send the Lab to the target, submit nothing", partial(app.action_workflow, "sync-only")),
+            ("Retry failed or cancelled jobs", "the selection (or every one), with their dependants",
+             partial(app.action_workflow, "retry")),
+            ("Switch target", "the Targets screen; each target keeps its connection",
+             partial(app.action_workflow, "switch-target")),
             ("Re-check targets", "run every target's health checks again", app.check_targets),
             ("Cancel selected jobs", "with confirmation, dependants included", app.cancel_selected),
             ("Show keys", "every key binding", app.action_help),
@@ -97,7 +103,7 @@ class RepxCommands(Provider):
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
 
 
-class RepxApp(App):
+class RepxApp(WorkflowMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "repx-tui"
     MODES = {"targets": TargetsScreen, "sync": SyncScreen, "jobs": JobsScreen}
@@ -108,6 +114,10 @@ class RepxApp(App):
         Binding("1", "switch_mode('targets')", "Targets", show=False),
         Binding("2", "switch_mode('sync')", "Sync", show=False),
         Binding("3", "switch_mode('jobs')", "Jobs", show=False),
+        Binding("L", "workflow('open-lab')", "Lab"),
+        Binding("R", "workflow('run')", "Run"),
+        Binding("S", "workflow('sync-only')", "Sync only", show=False),
+        Binding("F", "workflow('retry')", "Retry failed", show=False),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
     ]
 
@@ -134,6 +144,8 @@ class RepxApp(App):
         self.targets_model = TargetsModel(targets=dict(config.targets))
         self._last_stale_error: str | None = None
         self._gc_frozen = False
+        self._lab_shown = False  # a Lab's jobs are in the jobs model (another one replaces them)
+        self._offer_run = False  # a Lab was picked in the picker: open the Run dialog once it is read
 
     # --- startup ----------------------------------------------------------------------
 
@@ -154,8 +166,10 @@ class RepxApp(App):
             self.controller.load_lab(self.lab_path)
 
     def on_lab_loaded(self, message: LabLoaded) -> None:
-        self.jobs_model.load_lab(message.lab)
-        self._tell_screens(LabOpened)
+        self.lab_path = message.path
+        if self._lab_shown:  # another Lab: its jobs replace the table, the last sync is not its own
+            self.reset_sync_view()
+        self.show_lab_jobs(message.lab)
         gc.freeze()  # the Lab lives as long as the app: keep full collections from re-scanning it
         if self.controller.target is None or not self.autostart:
             return
@@ -163,6 +177,7 @@ class RepxApp(App):
             self.controller.run(self.runs, **self.run_options)
         else:
             self.controller.watch_status()
+            self.lab_opened_from_picker()
 
     def check_targets(self) -> None:
         names = self.targets_model.names
@@ -177,11 +192,14 @@ class RepxApp(App):
             self.check_targets()
 
     def pick_target(self, name: str) -> None:
+        previous = self.controller.target
         self.controller.pick_target(name)
         self.sub_title = f"target: {name}"
         if self.controller.lab is None and not self.lab_path:
-            self.notify("No Lab open: start with  repx-tui --lab PATH", title=f"target {name}", severity="warning")
+            self.open_lab_picker()  # a new user's next step: which Lab to run there
             return
+        if previous is not None and previous.name != name and self.controller.lab is not None:
+            self.show_lab_jobs(self.controller.lab)  # that target's states, not the last one's
         self.switch_mode("jobs")
         if self.controller.lab is not None and self.autostart:
             self.controller.watch_status()
@@ -249,6 +267,8 @@ class RepxApp(App):
 
     def on_backend_event_message(self, message: BackendEventMessage) -> None:
         event = message.event
+        if isinstance(event, JobsChanged) and message.generation != self.controller.generation:
+            return  # about the target or Lab shown before a switch
         if isinstance(event, SYNC_EVENTS):
             self._on_sync(event)
         elif isinstance(event, JobsChanged):
@@ -262,6 +282,8 @@ class RepxApp(App):
                 self.notify(f"{event.target}: connection {event.state} {event.detail}".strip(), severity="warning")
         elif isinstance(event, Notice):
             self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"))
+        elif isinstance(event, SubmitResult):
+            self.submitted(event)
         elif isinstance(event, PullSummary):
             pulled = sum(1 for j in event.jobs if j.status == "pulled")
             self.notify(f"{pulled} pulled, {len(event.jobs) - pulled} unchanged or not there yet -> {event.dest}",
@@ -274,8 +296,6 @@ class RepxApp(App):
         if isinstance(event, PhaseFailed):
             message = event.reason + (f"\nhint: {event.hint}" if event.hint else "")
             self.notify(message, title=f"{event.phase.value} failed", severity="error", timeout=15)
-        if isinstance(event, (PhaseDone, PhaseSkipped)) and event.phase == Phase.SUBMIT:
-            self.switch_mode("jobs")
 
     def _on_jobs(self, event: JobsChanged) -> None:
         changed, runs = self.jobs_model.apply(event)
@@ -293,10 +313,12 @@ class RepxApp(App):
         error = message.error
         text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
         self.notify(text, title=f"{message.task} failed", severity="error", timeout=20)
+        if message.task in ("run", "sync"):
+            self.sync_finished(False, text.replace("\n", "  "))
 
     def on_task_done(self, message: TaskDone) -> None:
-        if message.task == "run" and self.current_mode == "sync":
-            self.switch_mode("jobs")
+        if message.task in ("run", "sync"):
+            self.task_finished(message.task, message.result)
 
     def _mounted_screens(self) -> list[Screen]:
         """Every screen in every mode's stack (a mode's screens stay while another mode shows)."""

@@ -13,11 +13,12 @@ They do not bubble, so they never come back up to the App.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from repx_tui.backend.events import Event
+from repx_tui.backend.events import Event, LabPresence, RunPlan
 
 # --- up: screen -> App ------------------------------------------------------------------
 
@@ -102,6 +103,51 @@ class CopyOutputPaths(Message):
         self.job_ids = list(job_ids)
 
 
+# Workflow actions (Space menu, keys, command palette): what WorkflowRequested.action may be.
+WORKFLOW_ACTIONS = ("run", "retry", "sync-only", "open-lab", "switch-target")
+
+
+class WorkflowRequested(Message):
+    """Jobs screen (Space menu, or asked by SelectionWanted): run / retry / sync only / open a Lab
+    / switch target, with the jobs chosen there (`marked`: they were marked, not just under the cursor)."""
+
+    def __init__(self, action: str, job_ids: Sequence[str] = (), marked: bool = False) -> None:
+        super().__init__()
+        self.action = action
+        self.job_ids = list(job_ids)
+        self.marked = marked
+
+
+class DescribeLabs(Message):
+    """Lab picker: read these Labs and ask the chosen target how much of each it has."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        super().__init__()
+        self.paths = list(paths)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the Run dialog chose. `specs` are runs, @groups or job ids (resolved with their
+    dependencies); a retry names its jobs exactly and is submitted without a sync."""
+
+    mode: str  # "run" (sync + submit) | "retry" (submit only)
+    specs: tuple[str, ...]
+    scheduler: str
+    resources: str | None = None  # a resources.toml on top of the XDG and ./resources.toml ones
+    execution_type: str | None = None  # None: the Lab's / target's default
+    allow_missing_runs: bool = False
+
+
+class PlanRun(Message):
+    """Run dialog: what would this request do (answered by RunPlanned with the same token)?"""
+
+    def __init__(self, request: RunRequest, token: int) -> None:
+        super().__init__()
+        self.request = request
+        self.token = token
+
+
 # --- down: App -> screens -----------------------------------------------------------------
 
 
@@ -160,3 +206,61 @@ class LogUnitsListed(Down):
         super().__init__()
         self.job_id = job_id
         self.units = list(units)
+
+
+class SelectionWanted(Down):
+    """Keys and command palette: the Jobs screen answers with WorkflowRequested(action, its selection)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """What the Lab picker shows of one Lab."""
+
+    lab_id: str
+    git_hash: str
+    runs: Mapping[str, int] = field(default_factory=dict)  # run -> number of jobs
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    jobs: int = 0
+
+
+class LabDescribed(Down):
+    """A Lab of the picker was read (`info`, or `error`), then probed on the target (`presence`,
+    or `presence_error`); sent once after reading and again after the probe."""
+
+    def __init__(self, path: str, info: LabInfo | None = None, error: str | None = None,
+                 presence: LabPresence | None = None, presence_error: str | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.path = path
+        self.info = info
+        self.error = error
+        self.presence = presence
+        self.presence_error = presence_error
+
+
+class RunPlanned(Down):
+    """The answer to PlanRun: the resolved jobs and the plan, or why there is none."""
+
+    def __init__(self, token: int, job_ids: Sequence[str] = (), plan: RunPlan | None = None,
+                 error: str | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.token = token
+        self.job_ids = list(job_ids)
+        self.plan = plan
+        self.error = error
+
+
+class SyncReset(Down):
+    """A new sync starts: the sync model is empty again."""
+
+
+class SyncFinished(Down):
+    """The sync (and submission) ended; `ok` False when something failed (the view stays)."""
+
+    def __init__(self, ok: bool, summary: str) -> None:
+        super().__init__()
+        self.ok = ok
+        self.summary = summary

@@ -121,8 +121,14 @@ class LayerRow:
     sent: int = 0
     action: LayerAction = LayerAction.PENDING
     done: bool = False
-    started_at: float | None = None
+    started_at: float | None = None  # when its first bytes were seen going
+    sent_at_start: int = 0
     rate: float | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """To be sent, but no byte has gone yet (uploads run a few at a time)."""
+        return self.action == LayerAction.TRANSFERRED and not self.done and self.sent == 0
 
 
 @dataclass
@@ -137,16 +143,42 @@ class PhaseRow:
     hint: str | None = None
 
 
+SYNC_PHASES = (Phase.HOST_TOOLS, Phase.LAB, Phase.IMAGES)  # what a sync does (submit comes after)
+FINISHED = ("done", "skipped", "failed")
+
+
 @dataclass
 class SyncModel:
     phases: dict[Phase, PhaseRow] = field(default_factory=lambda: {p: PhaseRow(p) for p in Phase})
     layers: dict[tuple[str, str], LayerRow] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
+    started_at: float | None = None  # the sync's first event
+    ended_at: float | None = None  # its three phases all finished
+    outcome: tuple[bool, str] | None = None  # (ok, what to say) once the sync (and submission) ended
+
+    def reset(self) -> None:
+        """A new sync: nothing shown of the last one."""
+        self.phases = {p: PhaseRow(p) for p in Phase}
+        self.layers = {}
+        self.started_at = self.ended_at = None
+        self.outcome = None
+
+    @property
+    def failed(self) -> bool:
+        return any(row.state == "failed" for row in self.phases.values())
 
     def apply(self, event: SyncEvent) -> None:
+        now = self.clock()
+        if self.started_at is None:
+            self.started_at = now
         if isinstance(event, LayerProgress):
             self._layer(event)
             return
+        self._phase(event)
+        if self.ended_at is None and all(self.phases[p].state in FINISHED for p in SYNC_PHASES):
+            self.ended_at = now
+
+    def _phase(self, event: PhaseStarted | PhaseProgress | PhaseDone | PhaseSkipped | PhaseFailed) -> None:
         row = self.phases[event.phase]
         if isinstance(event, PhaseStarted):
             row.state, row.detail, row.total_bytes = "running", event.detail, event.total_bytes
@@ -169,15 +201,16 @@ class SyncModel:
         now = self.clock()
         if row is None:
             row = self.layers[key] = LayerRow(event.image, event.digest, event.size)
-        if event.action == LayerAction.TRANSFERRED and row.started_at is None:
-            row.started_at = now
-        if row.started_at is not None and now > row.started_at and event.sent:
-            row.rate = event.sent / (now - row.started_at)
+        if event.action == LayerAction.TRANSFERRED and row.started_at is None and event.sent:
+            # from its first bytes on: the time it waited for an upload slot is not its rate
+            row.started_at, row.sent_at_start = now, event.sent
+        elif row.started_at is not None and now > row.started_at:
+            row.rate = (event.sent - row.sent_at_start) / (now - row.started_at) or row.rate
         row.size, row.sent, row.action, row.done = event.size, event.sent, event.action, event.done
 
     def totals(self) -> dict[str, int]:
         """Bytes sent vs reused vs copied on the node, over all layers."""
-        out = {"sent": 0, "reused": 0, "node_local": 0, "layers": len(self.layers)}
+        out = {"sent": 0, "reused": 0, "node_local": 0, "to_send": 0, "layers": len(self.layers)}
         seen: set[str] = set()
         for row in self.layers.values():
             if row.digest in seen:  # a layer shared by two images counts once
@@ -189,7 +222,24 @@ class SyncModel:
                 out["reused"] += row.size
             elif row.action == LayerAction.NODE_LOCAL:
                 out["node_local"] += row.size
+            if row.action == LayerAction.TRANSFERRED:
+                out["to_send"] += row.size
         return out
+
+    def overall(self) -> tuple[int, float | None, int]:
+        """(bytes sent over the connection by every phase, the overall rate or None, bytes known
+        to be still on their way: layers to send, host tools being sent; 0 once it ended)."""
+        totals = self.totals()
+        tools, lab = self.phases[Phase.HOST_TOOLS], self.phases[Phase.LAB]
+        sent = tools.bytes_done + lab.bytes_done + totals["sent"]
+        left = totals["to_send"] - totals["sent"]
+        if tools.state == "running" and tools.total_bytes:
+            left += max(tools.total_bytes - tools.bytes_done, 0)
+        if self.started_at is None:
+            return sent, None, left
+        elapsed = (self.ended_at if self.ended_at is not None else self.clock()) - self.started_at
+        rate = sent / elapsed if elapsed > 0 and sent else None
+        return sent, rate, 0 if self.ended_at is not None else max(left, 0)
 
 
 @dataclass

@@ -93,8 +93,8 @@ def sync_events() -> list:
         PhaseStarted(Phase.IMAGES, total_bytes=12 * mib),
         LayerProgress(IMAGE, "a" * 64, 4 * mib, 0, LayerAction.REUSED, True),
         LayerProgress(IMAGE, "b" * 64, 2 * mib, 0, LayerAction.NODE_LOCAL, True),
-        LayerProgress(IMAGE, "c" * 64, 6 * mib, 0, LayerAction.TRANSFERRED),
-        LayerProgress(IMAGE, "d" * 64, 1 * mib, 0, LayerAction.PENDING),
+        LayerProgress(IMAGE, "c" * 64, 6 * mib, 3 * mib, LayerAction.TRANSFERRED),
+        LayerProgress(IMAGE, "d" * 64, 1 * mib, 0, LayerAction.TRANSFERRED),  # waits for an upload slot
         PhaseProgress(Phase.IMAGES, bytes_done=3 * mib, total_bytes=12 * mib, detail="1 of 2 to send"),
     ]
 

@@ -132,11 +132,11 @@ async def test_help_palette_sync_targets_and_quit():
             app.controller.feed(event)
         await async_wait_until(lambda: app.screen.query_one("#layers").row_count == 4, timeout=5)
         text = screen_text(app)
-        for mark in ("REUSED", "NODE-LOCAL", "SENT"):
+        for mark in ("REUSED", "NODE-LOCAL", "SENT", "to send"):
             assert mark in text
-        assert "reused 4.0 MiB" in text
-        await pilot.press("f")  # only sent layers
-        assert app.screen.query_one("#layers").row_count == 1
+        assert "4.0 MiB reused" in text and "3.0 MiB of 7.0 MiB sent" in text
+        await pilot.press("f")  # only layers sent (or still to send)
+        assert app.screen.query_one("#layers").row_count == 2
         await pilot.press("1")
         for event in health_events():
             app.controller.feed(event)

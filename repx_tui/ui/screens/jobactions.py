@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from repx_tui.ui.messages import CancelSelection, CopyOutputPaths, OpenLog
+from repx_tui.ui.messages import (
+    WORKFLOW_ACTIONS, CancelSelection, CopyOutputPaths, OpenLog, SelectionWanted, WorkflowRequested,
+)  # fmt: skip
 from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.screens.inspector import InspectorScreen
 from repx_tui.ui.screens.overview import OverviewScreen
@@ -25,6 +27,12 @@ ACTION_MENU = (
     ("e", "Logs (stderr)", "stderr"),
     ("y", "Copy output path", "yank"),
     ("m", "Mark / unmark", "mark"),
+    # the workflow (App-side, ui/workflow.py): posted up as WorkflowRequested with the selection
+    ("r", "Run… (sync + submit)", "run"),
+    ("f", "Retry failed/cancelled", "retry"),
+    ("s", "Sync only", "sync-only"),
+    ("o", "Open another Lab…", "open-lab"),
+    ("t", "Switch target", "switch-target"),
 )
 GO_MENU = (
     ("g", "Top", "top"),
@@ -51,6 +59,10 @@ class JobActions:
 
     def on_cancel_selection(self: JobsScreen, _message: CancelSelection) -> None:
         self.action_cancel()
+
+    def on_selection_wanted(self: JobsScreen, message: SelectionWanted) -> None:
+        """A workflow key or palette entry (run, retry) applies to what is chosen here."""
+        self.post_message(WorkflowRequested(message.action, self.chosen_jobs(), bool(self.marked)))
 
     def action_open_logs(self: JobsScreen, stream: str = "stdout") -> None:
         key = self.cursor_key()
@@ -102,6 +114,8 @@ class JobActions:
             self.action_open_logs("stderr" if action == "stderr" else "stdout")
         elif action == "yank":
             self.post_message(CopyOutputPaths(self.chosen_jobs()))
+        elif action in WORKFLOW_ACTIONS:
+            self.post_message(WorkflowRequested(action, self.chosen_jobs(), bool(self.marked)))
         elif action is not None:
             {"cancel": self.action_cancel, "mark": self.action_toggle_mark, "inspect": self.action_inspect,
              "pull": self.action_pull, "overview": self.action_overview,

@@ -1,4 +1,6 @@
-"""Sync: the four phases with state and timing, one row per image layer with its own bar."""
+"""Sync: the four phases with state and timing, one row per image layer with its own bar, one
+line of totals (sent / reused / node-local, overall rate and ETA), and how the sync ended: after
+a failure the view stays, and Enter goes on to the jobs."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from repx_tui.backend.events import LayerAction, LayerProgress
 from repx_tui.ui import format as fmt
-from repx_tui.ui.messages import BackendUpdate
+from repx_tui.ui.messages import BackendUpdate, SyncFinished, SyncReset
 from repx_tui.ui.model import SYNC_EVENTS, LayerRow, PhaseRow, SyncEvent, SyncModel
 from repx_tui.ui.widgets.footer import StableFooter
 
@@ -38,6 +40,7 @@ class SyncScreen(Screen):
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("f", "cycle_layer_filter", "Layers: all/sent/reused"),
+        Binding("enter", "to_jobs", "Jobs", show=False, priority=True),
     ]
     LAYER_FILTERS = ("all", "transferred", "reused", "node-local")
 
@@ -49,6 +52,7 @@ class SyncScreen(Screen):
         yield Static("Sync", id="title", classes="title")
         yield Static("", id="phases")  # a rich Table: long details and hints wrap instead of being cut
         yield Static("", id="totals", classes="panel")
+        yield Static("", id="sync-outcome")
         yield DataTable(id="layers", cursor_type="row", zebra_stripes=True)
         yield StableFooter()
 
@@ -63,6 +67,35 @@ class SyncScreen(Screen):
             layers.add_column(key, key=key)
         self.refresh_all_layers()
         self._update_totals()
+        self._show_outcome()
+
+    def on_sync_reset(self, _message: SyncReset) -> None:
+        if self.is_mounted:
+            self._update_phases()
+            self.refresh_all_layers()
+            self._update_totals()
+            self._show_outcome()
+
+    def on_sync_finished(self, _message: SyncFinished) -> None:
+        if self.is_mounted:
+            self._update_totals()
+            self._show_outcome()
+
+    def _show_outcome(self) -> None:
+        banner = self.query_one("#sync-outcome", Static)
+        outcome = self.model.outcome
+        banner.display = outcome is not None
+        if outcome is None:
+            return
+        ok, summary = outcome
+        text = Text(summary, style="bold green" if ok else "bold red")
+        text.append("   ")
+        text.append(" Enter ", style="bold black on yellow")
+        text.append(" go on to the jobs")
+        banner.update(text)
+
+    def action_to_jobs(self) -> None:
+        self.app.switch_mode("jobs")
 
     def _update_phases(self) -> None:
         table = Table(box=None, expand=True, padding=(0, 1), header_style="bold")
@@ -97,8 +130,11 @@ class SyncScreen(Screen):
         return [Text(row.phase.value, style="bold"), state, progress, fmt.duration(row.seconds), detail]
 
     def _layer_cells(self, row: LayerRow) -> list:
-        label, style = fmt.LAYER_MARK[row.action]
-        if row.action == LayerAction.TRANSFERRED:
+        label, style = fmt.LAYER_MARK[LayerAction.PENDING if row.waiting else row.action]
+        if row.waiting:
+            label = "· to send"
+            bar = fmt.bar(0, row.size, 12)
+        elif row.action == LayerAction.TRANSFERRED:
             bar = fmt.bar(row.sent, row.size, 12, "yellow" if not row.done else "green")
         elif row.action == LayerAction.PENDING:
             bar = fmt.bar(0, row.size, 12)
@@ -152,18 +188,7 @@ class SyncScreen(Screen):
                 table.add_row(*self._layer_cells(row), key=f"{row.image}@{row.digest}")
 
     def _update_totals(self) -> None:
-        totals = self.model.totals()
-        text = Text()
-        text.append("Layers: ", style="bold")
-        text.append(f"{totals['layers']}   ")
-        text.append("↑ sent ", style="bold yellow")
-        text.append(f"{fmt.size(totals['sent'])}   ")
-        text.append("= reused ", style="bold green")
-        text.append(f"{fmt.size(totals['reused'])}   ")
-        text.append("⌂ node-local ", style="bold blue")
-        text.append(f"{fmt.size(totals['node_local'])}   ")
-        text.append(f"[f] showing: {self.layer_filter}", style="grey50")
-        self.query_one("#totals", Static).update(text)
+        self.query_one("#totals", Static).update(totals_line(self.model, self.layer_filter))
 
     def action_cycle_layer_filter(self) -> None:
         filters = self.LAYER_FILTERS
@@ -176,3 +201,24 @@ class SyncScreen(Screen):
 
     def action_cursor_up(self) -> None:
         self.query_one("#layers", DataTable).action_cursor_up()
+
+
+def totals_line(model: SyncModel, layer_filter: str = "all") -> Text:
+    """One line: layers sent of those to send, reused, node-local, then the overall rate and ETA."""
+    totals = model.totals()
+    _sent, rate, left = model.overall()
+    text = Text()
+    text.append(f"{totals['layers']} layers  ", style="bold")
+    text.append("↑ ", style="bold yellow")
+    text.append(f"{fmt.size(totals['sent'])} of {fmt.size(totals['to_send'])} sent  ")
+    for key, mark, style in (("reused", "=", "bold green"), ("node_local", "⌂", "bold blue")):
+        if totals[key]:
+            text.append(f"{mark} ", style=style)
+            text.append(f"{fmt.size(totals[key])} {key.replace('_', '-')}  ")
+    if rate:
+        text.append(f"{fmt.rate(rate)} overall", style="bold")
+    if rate and left:
+        text.append(f", {fmt.eta(left, rate)}", style="bold")
+    if layer_filter != "all":
+        text.append(f"  showing: {layer_filter}", style="grey50")
+    return text
