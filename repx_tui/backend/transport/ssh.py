@@ -22,6 +22,7 @@ from repx_tui.backend.errors import ConnectionDropped, HostKeyError, TransportEr
 from repx_tui.backend.events import ConnectionState, EventSink, discard
 from repx_tui.backend.transport import rsync_bridge
 from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport, quote_argv
+from repx_tui.backend.transport.sshlogin import LoginClient, refused_login
 
 #: exec channels open at once; + the long-lived SFTP channel + the command runner = 9, below
 #: sshd's stock MaxSessions 10
@@ -88,30 +89,6 @@ def split_address(address: str) -> tuple[str | None, str]:
     """`user@host` -> (user, host); a bare host or ssh_config alias -> (None, host)."""
     user, sep, host = address.rpartition("@")
     return (user or None, host) if sep else (None, address)
-
-
-class _Client(asyncssh.SSHClient):
-    """Reports a lost connection, and hands the server's questions (a one-time code, a password)
-    to the session's Login, which asks the front end's Authenticator."""
-
-    def __init__(self, on_lost: Callable[[Exception | None], None], login: Login) -> None:
-        self._on_lost = on_lost
-        self._login = login
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._on_lost(exc)
-
-    def kbdint_auth_requested(self) -> str:
-        return ""  # let the server choose its submethods (PAM)
-
-    async def kbdint_challenge_received(
-        self, name: str, instructions: str, lang: str, prompts: Sequence[tuple[str, bool]]
-    ) -> list[str] | None:
-        return await self._login.answer("keyboard-interactive", prompts, name, instructions)
-
-    async def password_auth_requested(self) -> str | None:
-        answers = await self._login.answer("password", [(f"Password for {self._login.address}: ", False)])
-        return answers[0] if answers else None
 
 
 class SshTransport(Transport):
@@ -221,7 +198,7 @@ class SshTransport(Transport):
                 host,
                 username=user or (),
                 config=self._config_paths or None,
-                client_factory=lambda: _Client(self._lost, self._login),
+                client_factory=lambda: LoginClient(self._lost, self._login),
                 passphrase=self._login.passphrase,  # asked only for an encrypted key ssh-agent does not hold
                 keepalive_interval=KEEPALIVE_INTERVAL,
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
@@ -230,15 +207,10 @@ class SshTransport(Transport):
             )
         except asyncssh.HostKeyNotVerifiable:
             raise await self._host_key_error(host, user) from None
-        except asyncssh.PermissionDenied as exc:
-            raise self._login.refused(exc.reason) from None
-        except asyncssh.KeyEncryptionError as exc:
-            raise self._login.refused(f"the key's passphrase: {exc}") from None
-        except asyncssh.ProtocolError as exc:
-            if self._login.asked or self._login.needed or self._login.cancelled:  # e.g. too many failures
-                raise self._login.refused(exc.reason) from None
-            raise TransportError(f"{self.name}: cannot connect to {self.address}: {exc.reason}") from None
         except (TimeoutError, OSError, asyncssh.Error) as exc:
+            refused = refused_login(exc, self._login)
+            if refused is not None:
+                raise refused from None
             raise TransportError(
                 f"{self.name}: cannot connect to {self.address}: {_reason(exc)}",
                 hint=f"try `ssh {self.address} true` to check the address, port and network",
