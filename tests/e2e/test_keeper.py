@@ -139,9 +139,12 @@ def test_the_keeper_is_private_to_its_user(tmp_path, sshd_target, logged_out, mo
     sock.chmod(0o666)
     Path(env["XDG_RUNTIME_DIR"]).chmod(0o755)
     hello = ("import json, socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
-             "s.sendall(json.dumps({'op': 'home'}).encode() + b'\\n'); print(s.recv(4096)[5:].decode())")  # fmt: skip
+             "s.sendall(json.dumps({'op': 'home'}).encode() + b'\\n'); data = b''\n"
+             "while chunk := s.recv(4096): data += chunk\n"
+             "print(data[5:].decode())")  # fmt: skip
     other = subprocess.run(["runuser", "-u", "e2e", "--", "/usr/bin/python3", "-c", hello, str(sock)],
                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert other.returncode == 0, other.stderr
     answer = json.loads(other.stdout)
     assert answer["type"] == "RepxError" and answer["message"] == "this keeper belongs to another user"
     assert find_keeper("cluster", sshd_target["alias"]) is None  # and a directory others can enter is not used

@@ -106,10 +106,11 @@ class Keeper:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.active += 1
         try:
+            line = await asyncio.wait_for(reader.readline(), 10)  # read first: closing on unread bytes resets
             if not same_user(writer):
                 await self._error(writer, RepxError("this keeper belongs to another user"))
                 return
-            header = json.loads(await reader.readline() or b"{}")
+            header = json.loads(line or b"{}")
             op = self.ops.get(header.get("op"))
             if op is None:
                 raise RepxError(f"unknown keeper operation {header.get('op')!r}")
@@ -121,7 +122,7 @@ class Keeper:
             if isinstance(exc, FATAL):
                 log(f"login is over: {exc}")
                 self.done.set()
-        except (ConnectionError, asyncio.IncompleteReadError, json.JSONDecodeError) as exc:
+        except (ConnectionError, asyncio.IncompleteReadError, json.JSONDecodeError, TimeoutError) as exc:
             log(f"client went away: {exc!r}")
         finally:
             self.active -= 1
