@@ -210,3 +210,26 @@ def test_a_runtime_that_does_not_answer_is_refused_before_anything_runs(tmp_path
     checks = {c["name"]: c for c in target["health"]["checks"]}
     assert checks["reachable"]["ok"] and not checks["runtime docker"]["ok"]
     assert "docker does not answer" in checks["runtime docker"]["detail"]
+
+
+@pytest.mark.slurm
+def test_podman_job_under_slurm(tmp_path, sshd_target, podman_available, slurm_available, remove_images):
+    lab_dir, producer = image_lab(tmp_path, 'cat /opt/repx-demo/layer-2/info.txt > "$out/image-proof.txt"\n')
+    base = tmp_path / "store"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\ndefault_scheduler = "slurm"\n'
+        'default_execution_type = "podman"\n[targets.cluster.slurm]\nexecution_types = ["podman"]\n'
+    )
+    resources = tmp_path / "resources.toml"
+    resources.write_text(f'[defaults]\npartition = "{slurm_available["partition"]}"\ntime = "00:05:00"\n')
+    answer = json.loads(cli(config, sshd_target, "run", producer, "--lab", str(lab_dir), "--target", "cluster",
+                            "--resources", str(resources), "--headless", "--json").stdout.strip().splitlines()[-1])  # fmt: skip
+    try:
+        assert [s["job"] for s in answer["submitted"]] == [producer]
+        wait_done(base, producer)
+    finally:
+        subprocess.run(["scancel", *[s["slurm_id"] for s in answer["submitted"]]], capture_output=True)
+    assert (base / "outputs" / producer / "out" / "image-proof.txt").read_text().startswith("demo data layer 2")
+    loaded = all_stderr(base, producer)
+    remove_images.append(("podman", loaded.split(" as ", 1)[1].split()[0]))

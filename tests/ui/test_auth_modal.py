@@ -5,6 +5,9 @@ cancels with one notification; and the modal's own behaviour (several prompts, i
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from textual.widgets import Input
@@ -12,6 +15,7 @@ from textual.widgets import Input
 from repx_tui.backend.auth import AuthCancelled, AuthChallenge
 from repx_tui.backend.config import load_config
 from repx_tui.backend.events import JobsChanged, Phase, PhaseDone
+from repx_tui.backend.keeper.client import KeeperTransport
 from repx_tui.ui.app import RepxApp
 from repx_tui.ui.screens.auth import AuthScreen, ModalAuthenticator
 from tests.helpers import async_wait_until
@@ -104,3 +108,25 @@ async def test_several_prompts_and_an_info_only_round(tmp_path, monkeypatch):
         await pilot.press("escape")
         with pytest.raises(AuthCancelled):
             await cancelled
+
+
+@pytest.mark.sshd
+async def test_the_tui_uses_a_kept_login(tmp_path, sshd_target, monkeypatch):
+    """After `repx-tui login`, the TUI's session runs through the keeper: no login of its own."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    app = twofa_app(tmp_path, sshd_target, monkeypatch)  # the plain sshd: a key is enough
+    env = {**os.environ}
+    login = subprocess.run([sys.executable, "-m", "repx_tui", "login", "cluster"], env=env, capture_output=True,
+                           text=True, timeout=60, start_new_session=True)  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    record = Recorder()
+    try:
+        async with app.run_test(size=(100, 30), message_hook=record) as pilot:
+            await async_wait_until(lambda: record.events(JobsChanged), timeout=60, message="a status poll")
+            session = app.controller._sessions["cluster"]
+            assert isinstance(session.transport, KeeperTransport) and session.authenticator.shown == 0
+            await pilot.press("q")
+    finally:
+        subprocess.run([sys.executable, "-m", "repx_tui", "logout"], env=env, capture_output=True, timeout=60)
