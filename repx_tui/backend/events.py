@@ -99,15 +99,18 @@ class PhaseProgress(Event):
     total_files: int | None = None
     rate: float | None = None  # bytes per second
     detail: str = ""
+    wire_bytes: int | None = None  # bytes on the wire so far, when compressed (bytes_done is content)
 
 
 @dataclass(frozen=True)
 class PhaseDone(Event):
     phase: Phase
     files_sent: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # content bytes
     seconds: float = 0.0
     detail: str = ""
+    wire_bytes: int | None = None  # what crossed the wire for them (None: not known, or the same)
+    compression: str = ""  # "zstd-3", "gzip-1", "rsync -z" or "" / "off"
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,15 @@ class PhaseResult:
     name: Phase
     status: str  # "done" | "skipped" | "failed"
     files_sent: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # content bytes
     seconds: float = 0.0
     detail: str = ""
+    wire_bytes: int | None = None  # None: as many as bytes_sent (nothing compressed)
+    compression: str = ""
+
+    @property
+    def wire(self) -> int:
+        return self.bytes_sent if self.wire_bytes is None else self.wire_bytes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +158,8 @@ class PhaseResult:
             "files_sent": self.files_sent,
             "bytes_sent": self.bytes_sent,
             "seconds": round(self.seconds, 3),
+            "wire_bytes": self.wire,
+            "compression": self.compression or "off",
         }
 
 
@@ -158,7 +169,9 @@ class LayerResult:
     digest: str
     size: int
     action: LayerAction
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # content bytes
+    wire_bytes: int | None = None  # None: as many as bytes_sent
+    encoding: str = ""  # "raw", "zstd", "gzip" for a layer sent; "" otherwise
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +180,8 @@ class LayerResult:
             "size": self.size,
             "action": self.action.value,
             "bytes_sent": self.bytes_sent,
+            "wire_bytes": self.bytes_sent if self.wire_bytes is None else self.wire_bytes,
+            "encoding": self.encoding,
         }
 
 
@@ -178,10 +193,20 @@ class SyncSummary(Event):
     layers: tuple[LayerResult, ...] = ()
     ssh_connections: int = 0
     seconds: float = 0.0
+    compression: str = ""  # the session's choice: "zstd-6", "gzip-1", "rsync -z", "off"
+    compression_reason: str = ""  # why (auto: the link, both ends on this machine...)
 
     @property
-    def bytes_sent(self) -> int:
+    def bytes_sent(self) -> int:  # content bytes (what the files hold)
         return sum(p.bytes_sent for p in self.phases)
+
+    @property
+    def wire_bytes(self) -> int:  # what crossed the wire for them (fewer when compressed)
+        return sum(p.wire for p in self.phases)
+
+    @property
+    def ratio(self) -> float | None:  # content / wire; None when nothing was sent
+        return self.bytes_sent / self.wire_bytes if self.wire_bytes else None
 
     def phase(self, name: Phase | str) -> PhaseResult | None:
         key = name.value if isinstance(name, Phase) else name
@@ -194,6 +219,11 @@ class SyncSummary(Event):
             "bytes_sent": self.bytes_sent,
             "ssh_connections": self.ssh_connections,
             "seconds": round(self.seconds, 3),
+            "content_bytes": self.bytes_sent,
+            "wire_bytes": self.wire_bytes,
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "compression": self.compression or "off",
+            "compression_reason": self.compression_reason,
         }
 
 

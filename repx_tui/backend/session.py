@@ -102,11 +102,14 @@ class TargetSession:
 
     # --- verbs --------------------------------------------------------------------------
 
-    async def sync(self, lab: Lab | None = None, runs: Iterable[str] | None = None) -> SyncSummary:
-        """Phases 1-3 for the Lab (the session's by default); `runs` limits the images sent."""
+    async def sync(
+        self, lab: Lab | None = None, runs: Iterable[str] | None = None, *, compress: str = "auto"
+    ) -> SyncSummary:
+        """Phases 1-3 for the Lab (the session's by default); `runs` limits the images sent;
+        `compress` is auto, on or off (sync/compress.py)."""
         await self.connect()
         lab = lab or self.require_lab()
-        summary = await sync_lab(self.transport, lab, self.layout, self.emit, runs=runs)
+        summary = await sync_lab(self.transport, lab, self.layout, self.emit, runs=runs, compress=compress)
         if self.target.artifact_store == "node-local":
             from repx_tui.backend.labstore import place_lab_tar
 
@@ -140,6 +143,7 @@ class TargetSession:
         resources: Resources | None = None,
         execution_type: str | None = None,
         allow_missing_runs: bool = False,
+        compress: str = "auto",
     ) -> SubmitResult:
         """What `run` means everywhere: refuse a missing source run before anything is sent,
         sync what these jobs need, submit them."""
@@ -150,7 +154,7 @@ class TargetSession:
         await check_runtimes(self.transport, lab, self.target, self.scheduler, job_ids, execution_type)
         if not allow_missing_runs:
             await check_source_runs(self.transport, self.layout, lab, self.target, self.scheduler, job_ids)
-        await self.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}))
+        await self.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}), compress=compress)
         return await self.submit(
             job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs
         )

@@ -302,10 +302,12 @@ def test_headless_sync_json_lines_and_summary(tmp_path, lab_dir):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert {"PhaseStarted", "PhaseDone", "LayerProgress"} <= {e.get("event") for e in lines[:-1]}
     summary = lines[-1]
-    assert set(summary) == {"phases", "layers", "bytes_sent", "ssh_connections", "seconds"}
+    # keys are only ever added (issue 15 added the wire bytes and the compression)
+    assert set(summary) >= {"phases", "layers", "bytes_sent", "ssh_connections", "seconds"}
+    assert set(summary) >= {"content_bytes", "wire_bytes", "ratio", "compression", "compression_reason"}
     assert [p["name"] for p in summary["phases"]] == ["host-tools", "lab", "images"]
-    assert set(summary["phases"][0]) == {"name", "status", "files_sent", "bytes_sent", "seconds"}
-    assert set(summary["layers"][0]) == {"image", "digest", "size", "action", "bytes_sent"}
+    assert set(summary["phases"][0]) >= {"name", "status", "files_sent", "bytes_sent", "seconds", "wire_bytes"}
+    assert set(summary["layers"][0]) >= {"image", "digest", "size", "action", "bytes_sent", "wire_bytes", "encoding"}
     human = _cli(["sync", "--lab", str(lab_dir), "--target", "local"], config)
     assert human.returncode == 0, human.stderr
     assert "[host-tools] skipped" in human.stdout and "reused" in human.stdout
@@ -328,7 +330,7 @@ SCRIPTS = {
     "copy-tools": hosttools.COPY_SCRIPT,
     "list": images.LIST_SCRIPT,
     "node-local": images.NODE_LOCAL_SCRIPT,
-    "receive": images.RECEIVE_SCRIPT,
+    "lane": images.LANE_SCRIPT,
     "image": images.IMAGE_SCRIPT,
     "metadata": lab_phase.METADATA_SCRIPT,
 }

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, Iterable, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import ConnectionDropped, RepxError
@@ -16,10 +17,11 @@ from repx_tui.backend.events import EventSink, Notice, Phase, PhaseFailed, Phase
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.sync.common import LayerResult, PhaseResult, SyncContext, SyncSummary
+from repx_tui.backend.sync.compress import check_mode, decide
 from repx_tui.backend.sync.hosttools import sync_host_tools
 from repx_tui.backend.sync.images import ImageSync, images_for
+from repx_tui.backend.sync.lab import local_rsync, sync_lab_tree
 from repx_tui.backend.sync.plan import PhaseGates, SyncPlan, probe
-from repx_tui.backend.sync.lab import sync_lab_tree
 from repx_tui.backend.transport.base import Transport
 
 __all__ = [
@@ -46,6 +48,7 @@ async def sync_lab(
     emit: EventSink,
     *,
     runs: Iterable[str] | None = None,
+    compress: str = "auto",
 ) -> SyncSummary:
     """Run phases 1-3 and emit (and return) what each did. Raises RepxError after a PhaseFailed.
 
@@ -58,14 +61,22 @@ async def sync_lab(
 
     `target` may be the Target (its "~" paths are resolved on it) or an already resolved layout.
     `runs` (run names or job ids) limits the image phase to the images those runs use.
+    `compress` is auto, on or off (compress.py): chosen once, from the probe and the link.
     """
+    check_mode(compress)
     started = time.monotonic()
     layout = target if isinstance(target, RemoteLayout) else await resolve_layout(transport, target)
     ctx = SyncContext(transport=transport, layout=layout, emit=emit)
     image_sync = ImageSync(ctx, lab, list(runs) if runs is not None else None)
     emit(PhaseStarted(Phase.HOST_TOOLS, detail=lab.host_tools_dir))  # the probe is phase 1's first step
-    plan = await _step(ctx, Phase.HOST_TOOLS, lambda: probe(ctx, lab, image_sync.listing_args()))
+    plan = await _step(
+        ctx, Phase.HOST_TOOLS, lambda: probe(ctx, lab, image_sync.listing_args(), facts=compress != "off")
+    )
     ctx.tools_bin = plan.tools_bin
+    ctx.codecs = plan.codecs
+    ctx.compression = await _step(ctx, Phase.HOST_TOOLS, lambda: _compression(ctx, compress, plan, lab, image_sync))
+    if ctx.compression.mode != "off":
+        emit(Notice("info", f"compression: {ctx.compression.label} ({ctx.compression.reason})"))
     gates = PhaseGates()
     layer_results: list[LayerResult] = []
     listing = [plan.images]
@@ -90,15 +101,36 @@ async def sync_lab(
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:  # the root cause, not the Lab phase's follow-up
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception() from None
+            cause = None if task.cancelled() else task.exception()
+            if cause is not None:
+                raise cause from None
         raise
     summary = SyncSummary(
-        phases=(tools, lab_result, images_result), layers=tuple(layer_results),
-        ssh_connections=transport.authentications, seconds=time.monotonic() - started,
+        phases=(tools, lab_result, images_result),
+        layers=tuple(layer_results),
+        ssh_connections=transport.authentications,
+        seconds=time.monotonic() - started,
+        compression=ctx.compression.label,
+        compression_reason=ctx.compression.reason,
     )
     emit(summary)
     return summary
+
+
+async def _compression(ctx: SyncContext, mode: str, plan: SyncPlan, lab: Lab, image_sync: ImageSync):
+    try:
+        rsync = local_rsync(lab.root)
+    except RepxError:
+        rsync = None  # the Lab phase says so, if it has anything to send
+    return await decide(
+        mode,
+        ctx.transport,
+        plan.codecs,
+        same_host=plan.same_host,
+        local_rsync=rsync,
+        lab_to_send=not plan.lab_current,
+        layers_to_send=image_sync.missing(plan.images),
+    )
 
 
 async def resolve_layout(transport: Transport, target: Target) -> RemoteLayout:

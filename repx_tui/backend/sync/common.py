@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repx_tui.backend.events import (  # noqa: F401  (results re-exported for the phases)
-    EventSink, LayerAction, LayerResult, Phase, PhaseProgress, PhaseResult, SyncSummary,
+    EventSink,
+    LayerAction,
+    LayerResult,
+    Phase,
+    PhaseProgress,
+    PhaseResult,
+    SyncSummary,
 )
 from repx_tui.backend.layout import RemoteLayout
+from repx_tui.backend.sync.compress import Compression, TargetCodecs
 from repx_tui.backend.transport.base import Transport
 
 PROGRESS_INTERVAL = 0.1  # seconds between two progress events of one phase or layer
@@ -48,6 +55,8 @@ class SyncContext:
     tools_bin: str | None = None  # remote host-tools bin dir, once phase 1 made it complete
     target_rsync: str | None = None  # path of the target's own rsync, None when it has none
     lab_current: bool = False  # the target's artifacts/ is complete for this Lab's manifest
+    compression: Compression = field(default_factory=Compression)  # the session's choice (compress.py)
+    codecs: TargetCodecs = field(default_factory=TargetCodecs)  # what the target decodes and hashes with
 
     def script(self, body: str) -> str:
         return SCRIPT_PREAMBLE + body

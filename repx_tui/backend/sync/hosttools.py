@@ -45,22 +45,30 @@ fi
 """
 
 # $1 uploaded tar ("-": the tar comes on stdin), $2 staging dir, $3 final dir.
-INSTALL_SCRIPT = r"""
+INSTALL_SCRIPT = (
+    r"""
 rm -rf "$2"; mkdir -p "$2"
 tar -xf "$1" -C "$2"
 if [ "$1" != - ]; then rm -f "$1"; fi
-""" + _PLACE
+"""
+    + _PLACE
+)
 
 # $1 the Lab's host-tools bin dir as phase 2 placed it on the target (links into its store/),
 # $2 staging dir, $3 final dir; the marker (sha256sum lines of bin/<tool>) on stdin. The
 # tools are already on the target inside the Lab: copying them there saves sending them twice.
-COPY_SCRIPT = r"""
+COPY_SCRIPT = (
+    r"""
 rm -rf "$2"; mkdir -p "$2/bin"
 cat > "$2/.repx-complete"
+sources=()
 while read -r _sum name; do
-  cp -L -- "$1/${name#bin/}" "$2/$name"
+  sources+=("$1/${name#bin/}")
 done < "$2/.repx-complete"
-""" + _PLACE
+if ((${#sources[@]})); then cp -L -- "${sources[@]}" "$2/bin/"; fi  # one cp for every tool
+"""
+    + _PLACE
+)
 
 
 async def sync_host_tools(ctx: SyncContext, lab: Lab, plan: SyncPlan, gates: PhaseGates) -> PhaseResult:
@@ -105,8 +113,7 @@ async def _install(ctx: SyncContext, lab: Lab, dest: str, meter: RateMeter) -> t
         result = await ctx.transport.run_with_file(argv, bundle, progress=progress, check=False)
         if not result.ok:
             raise SyncError(
-                f"{ctx.transport.name}: installing host tools into {dest} failed: "
-                f"{failure_reason(result.stderr)}",
+                f"{ctx.transport.name}: installing host tools into {dest} failed: {failure_reason(result.stderr)}",
                 hint=_install_hint(result.stderr),
             )
     return count, size
@@ -121,8 +128,10 @@ async def _copy_from_lab(ctx: SyncContext, lab: Lab, dest: str) -> int | None:
     if not result.ok:
         await ctx.transport.run(["rm", "-rf", "--", staging], check=False)
         if out_of_space(result.stderr):  # sending them instead would fail the same way
-            raise SyncError(f"{ctx.transport.name}: installing host tools into {dest} failed: "
-                            f"{failure_reason(result.stderr)}", hint=_install_hint(result.stderr))
+            raise SyncError(
+                f"{ctx.transport.name}: installing host tools into {dest} failed: {failure_reason(result.stderr)}",
+                hint=_install_hint(result.stderr),
+            )
         return None
     return count
 
@@ -168,8 +177,6 @@ def _bundle(bin_dir: Path, out: Path) -> int:
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(data))
     return count
-
-
 
 
 __all__ = ["sync_host_tools", "MARKER", "INSTALL_SCRIPT"]

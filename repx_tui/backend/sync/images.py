@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import posixpath
 import secrets
 import tarfile
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from repx_tui.backend.errors import SyncError
 from repx_tui.backend.events import LayerAction, LayerProgress, Phase, PhaseDone, PhaseSkipped, PhaseStarted
@@ -29,28 +31,30 @@ from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Image, Lab, Layer
 from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import (
-    add_to_tar,
     LayerResult,
     PhaseResult,
     RateMeter,
     SyncContext,
     Throttle,
+    add_to_tar,
     failure_reason,
     progress_event,
 )
+from repx_tui.backend.sync.compress import MIN_RATIO, Compression, TargetCodecs, encode, read_chunks, sample_ratio
 from repx_tui.backend.sync.layerstore import (  # noqa: F401  (the scripts are part of this phase's API)
     IMAGE_SCRIPT,
+    LANE_SCRIPT,
     LIST_FUNCTION,
     LIST_SCRIPT,
     PLACE_SCRIPT,
-    RECEIVE_SCRIPT,
     RemoteState,
+    parse_listing,
     records_dir,
     refuse_links,
-    parse_listing,
 )
+from repx_tui.backend.transport.base import StdinWriter
 
-PARALLEL_UPLOADS = 4
+LANES_MAX = 4  # at most this many lanes (channels) receive layers at once
 
 NODE_LOCAL_SCRIPT = PLACE_SCRIPT  # the name phase 3 has always used for "place without sending"
 
@@ -83,6 +87,10 @@ class ImageSync:
         """Arguments of LIST_FUNCTION for these images ([] when there is nothing to list)."""
         return self.impl.listing_args() if self.impl is not None else []
 
+    def missing(self, state: RemoteState | None) -> list[Path]:
+        """Local paths of the layers the listing says must be sent."""
+        return self.impl.missing(state) if self.impl is not None else []
+
     async def run(self, state: RemoteState | None = None) -> tuple[PhaseResult, list[LayerResult]]:
         if self.impl is None:
             reason = "the Lab has no container images" if not self.lab.images else "the selected runs use no image"
@@ -106,14 +114,40 @@ class _ImageSync:
         self.node_local = posixpath.join(ctx.layout.node_local, "store") if ctx.layout.node_local else ""
         self.meter = RateMeter()
         self.total = sum(layer.size for layer in self.layers.values())
-        self.sent: dict[str, int] = {}
+        self.sent: dict[str, int] = {}  # content bytes sent, per layer
+        self.wire: dict[str, int] = {}  # bytes on the wire for it, per layer sent
+        self.codec_used: dict[str, str] = {}  # "raw" | "zstd" | "gzip", per layer sent
+        self.verdicts: dict[str, str] = {}  # the lane's answer per layer sent: "OK" | "BAD <sha256>"
         self.throttle = Throttle()
+
+    @property
+    def compression(self) -> Compression:
+        return self.ctx.compression
+
+    @property
+    def codecs(self) -> TargetCodecs:
+        return self.ctx.codecs
+
+    def missing(self, state: RemoteState | None) -> list[Path]:
+        """The layers the listing says must be sent (not in the store, not node-local)."""
+        listed = state or RemoteState({}, {}, {}, {}, [])
+        return [
+            self.lab.root / layer.store_path
+            for digest, layer in self.layers.items()
+            if layer.size not in (listed.store.get(digest), listed.node_local.get(digest))
+        ]
 
     async def run(self, state: RemoteState | None = None) -> tuple[PhaseResult, list[LayerResult]]:
         ctx = self.ctx
         self.meter = RateMeter()
-        ctx.emit(PhaseStarted(Phase.IMAGES, detail=", ".join(i.tag for i in self.images),
-                              total_bytes=self.total, total_files=len(self.layers)))
+        ctx.emit(
+            PhaseStarted(
+                Phase.IMAGES,
+                detail=", ".join(i.tag for i in self.images),
+                total_bytes=self.total,
+                total_files=len(self.layers),
+            )
+        )
         if state is None:
             state = await self.list_remote()
         actions = await self._decide(state)
@@ -121,20 +155,32 @@ class _ImageSync:
         await self._upload_missing(actions)
         written = await self._write_image_dirs(state)
         results = self._results(actions)
-        sent = sum(self.sent.values())
+        sent, wire = sum(self.sent.values()), sum(self.wire.values())
         files = sum(1 for a in actions.values() if a is LayerAction.TRANSFERRED) + written
         counts = {a: sum(1 for x in actions.values() if x is a) for a in LayerAction}
-        detail = (f"{counts[LayerAction.TRANSFERRED]} transferred, {counts[LayerAction.NODE_LOCAL]} node-local, "
-                  f"{counts[LayerAction.REUSED]} reused")
-        ctx.emit(PhaseDone(Phase.IMAGES, files_sent=files, bytes_sent=sent, seconds=self.meter.elapsed, detail=detail))
-        return PhaseResult(Phase.IMAGES, "done", files, sent, self.meter.elapsed, detail), results
+        detail = (
+            f"{counts[LayerAction.TRANSFERRED]} transferred, {counts[LayerAction.NODE_LOCAL]} node-local, "
+            f"{counts[LayerAction.REUSED]} reused"
+        )
+        label = self.compression.label if any(c != "raw" for c in self.codec_used.values()) else "off"
+        ctx.emit(
+            PhaseDone(
+                Phase.IMAGES,
+                files_sent=files,
+                bytes_sent=sent,
+                seconds=self.meter.elapsed,
+                detail=detail,
+                wire_bytes=wire,
+                compression=label,
+            )
+        )
+        return PhaseResult(Phase.IMAGES, "done", files, sent, self.meter.elapsed, detail, wire, label), results
 
     # --- one round trip: what is there ----------------------------------------------------
 
     def listing_args(self) -> list[str]:
         pairs = [x for image in self.images for x in (self._dir_name(image), safe_component(image.tag, "image tag"))]
-        return [self.store, self.records, self.node_local, self.images_dir, str(len(self.images)),
-                *pairs, *self.layers]
+        return [self.store, self.records, self.node_local, self.images_dir, str(len(self.images)), *pairs, *self.layers]
 
     async def list_remote(self) -> RemoteState:
         result = await self.ctx.run_script(LIST_SCRIPT, *self.listing_args())
@@ -161,8 +207,11 @@ class _ImageSync:
                 actions[digest] = LayerAction.TRANSFERRED
             self.sent[digest] = 0
             shown = LayerAction.REUSED if in_store else LayerAction.NODE_LOCAL
-            self._layer_event(digest, shown if actions[digest] is LayerAction.PENDING else actions[digest],
-                              done=actions[digest] is LayerAction.REUSED)
+            self._layer_event(
+                digest,
+                shown if actions[digest] is LayerAction.PENDING else actions[digest],
+                done=actions[digest] is LayerAction.REUSED,
+            )
         return actions
 
     # --- checks and node-local copies, on the target ------------------------------------------
@@ -188,43 +237,92 @@ class _ImageSync:
             else:  # wrong bytes, cut short or vanished: send it instead
                 actions[digest] = LayerAction.TRANSFERRED
 
-    # --- uploads ----------------------------------------------------------------------------
+    # --- uploads: a few lanes, each one channel that receives layer after layer --------------
 
     async def _upload_missing(self, actions: dict[str, LayerAction]) -> None:
-        limit = asyncio.Semaphore(PARALLEL_UPLOADS)
-
-        async def one(digest: str) -> None:
-            async with limit:
-                await self._upload(digest)
-
         missing = [d for d, a in actions.items() if a is LayerAction.TRANSFERRED]
-        await _gather_all([one(d) for d in missing])
+        if not missing:
+            return
+        queue = deque(sorted(missing, key=lambda d: -self.layers[d].size))  # biggest first: lanes end together
+        await _gather_all([self._lane(queue) for _ in range(min(len(queue), self._lane_count()))])
+        for digest in missing:
+            verdict = self.verdicts.get(digest)
+            if verdict != "OK":
+                got = f"sha256 {verdict[4:]}" if verdict else "no answer"
+                raise SyncError(
+                    f"{self.ctx.transport.name}: layer {digest[:12]} arrived corrupt ({got}, want "
+                    f"{await self._sha256(self.layers[digest])})",
+                    hint="sync again; if it happens again, check the network and the target's disk",
+                )
 
-    async def _upload(self, digest: str) -> None:
+    def _lane_count(self) -> int:
+        """One more lane than the CPUs both ends share (a lane waits on the wire, the disk or
+        the hash in turn), at least 2, at most LANES_MAX."""
+        cpus = min(os.cpu_count() or 1, self.codecs.cpus or 2)
+        return max(2, min(LANES_MAX, cpus + 1))
+
+    async def _lane(self, queue: deque[str]) -> None:
+        codecs = self.codecs
+        argv = self.ctx.script_argv(
+            LANE_SCRIPT, self.store, self.records, codecs.zstd or "-", codecs.gzip or "-", codecs.openssl or "-"
+        )
+
+        async def feed(stdin: StdinWriter) -> None:
+            while queue:
+                await self._send(stdin, queue.popleft())
+
+        def answer(line: str) -> None:
+            word, _, rest = line.strip().partition(" ")
+            digest = rest.split(" ", 1)[0]
+            if word in ("OK", "BAD") and digest in self.layers:
+                self.verdicts[digest] = "OK" if word == "OK" else f"BAD {rest.partition(' ')[2]}"
+                if word == "OK":
+                    self._layer_event(digest, LayerAction.TRANSFERRED, done=True)
+                    self._phase_progress()
+
+        result = await self.ctx.transport.run_streaming(argv, feed, on_line=answer, check=False)
+        if not result.ok:
+            raise SyncError(
+                f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
+                hint="check free space under base_path on the target, then sync again",
+            )
+
+    async def _send(self, stdin: StdinWriter, digest: str) -> None:
+        """One layer down a lane: its header, then its bytes as they are or in compressed frames."""
         layer = self.layers[digest]
-        sha = await self._sha256(layer)
-        final = posixpath.join(self.store, f"{digest}-layer.tar")
-        tmp = posixpath.join(self.store, f".{digest}-layer.tar.part-{secrets.token_hex(4)}")
+        source = self.lab.root / layer.store_path
+        codec = await self._codec_for(source)
+        self.codec_used[digest] = codec or "raw"
+        await stdin.write(f"{digest} {layer.size} {await self._sha256(layer)} {codec or 'raw'}\n".encode())
         throttle = Throttle()
+        self.sent[digest] = self.wire[digest] = 0
 
-        def progress(done: int, total: int) -> None:
-            self.sent[digest] = done
-            if throttle.ready(done >= total):
+        def progress(content: int, wire: int) -> None:
+            self.sent[digest] = content
+            self.wire[digest] += wire
+            if throttle.ready():
                 self._layer_event(digest, LayerAction.TRANSFERRED)
             if self.throttle.ready():
                 self._phase_progress()
 
-        self.sent[digest] = 0
-        source = self.lab.root / layer.store_path
-        # one channel: the bytes stream into tee | sha256sum on the target, which checks and renames
-        argv = self.ctx.script_argv(RECEIVE_SCRIPT, tmp, final, str(layer.size), sha, self.records)
-        result = await self.ctx.transport.run_with_file(argv, source, progress=progress, check=False)
-        if not result.ok:
-            raise SyncError(f"{self.ctx.transport.name}: {failure_reason(result.stderr)}",
-                            hint="check free space under base_path on the target, then sync again")
+        if codec is None:
+            async for chunk in read_chunks(source):
+                await stdin.write(chunk)
+                progress(self.sent[digest] + len(chunk), len(chunk))
+        else:
+            c = self.compression
+            async for frame, content in encode(source, codec, c.level, c.threads):
+                await stdin.write(b"%d\n" % len(frame) + frame)
+                progress(content, len(frame))
+            await stdin.write(b"0\n")
         self.sent[digest] = layer.size
-        self._layer_event(digest, LayerAction.TRANSFERRED, done=True)
-        self._phase_progress()
+
+    async def _codec_for(self, source: Path) -> str | None:
+        """The session's codec, unless this layer's sample says it would not shrink."""
+        if self.compression.codec is None:
+            return None
+        ratio = await asyncio.to_thread(sample_ratio, source)
+        return self.compression.codec if ratio >= MIN_RATIO else None
 
     async def _sha256(self, layer: Layer) -> str:
         if layer.sha256:
@@ -257,7 +355,16 @@ class _ImageSync:
 
     def _phase_progress(self) -> None:
         done = sum(self.sent.values())
-        self.ctx.emit(progress_event(Phase.IMAGES, done, self.total, self.meter, total_files=len(self.layers)))
+        self.ctx.emit(
+            progress_event(
+                Phase.IMAGES,
+                done,
+                self.total,
+                self.meter,
+                total_files=len(self.layers),
+                wire_bytes=sum(self.wire.values()),
+            )
+        )
 
     def _results(self, actions: dict[str, LayerAction]) -> list[LayerResult]:
         results: list[LayerResult] = []
@@ -268,7 +375,9 @@ class _ImageSync:
                 seen.add(layer.digest)
                 action = actions[layer.digest] if first else LayerAction.REUSED
                 sent = self.sent.get(layer.digest, 0) if first else 0
-                results.append(LayerResult(image.tag, layer.digest, layer.size, action, sent))
+                wire = self.wire.get(layer.digest, 0) if first else 0
+                encoding = self.codec_used.get(layer.digest, "") if first else ""
+                results.append(LayerResult(image.tag, layer.digest, layer.size, action, sent, wire, encoding))
         return results
 
 

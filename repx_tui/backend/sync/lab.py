@@ -36,58 +36,67 @@ from repx_tui.backend.events import Phase, PhaseDone, PhaseSkipped, PhaseStarted
 from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import own_metadata_name
-from repx_tui.backend.sync.plan import PhaseGates, SyncPlan, lab_marker_path
 from repx_tui.backend.sync.common import (
-    PhaseResult, RateMeter, SyncContext, Throttle, add_to_tar, failure_reason, progress_event,
+    PhaseResult,
+    RateMeter,
+    SyncContext,
+    Throttle,
+    add_to_tar,
+    failure_reason,
+    progress_event,
 )
+from repx_tui.backend.sync.plan import PhaseGates, SyncPlan, lab_marker_path
 
 BASE_FLAGS = ["-rlp", "--checksum", "--chmod=Du+w", "--no-human-readable", "--stats", "--info=progress2"]
 # Pass 1 sends only content-addressed paths (jobs/, store/, host-tools/); the fixed-name files
 # (lab/, revision/, readme/) go in pass 2, so a half-done sync never changes what they say.
 CONTENT_EXCLUDES = [
-    "--exclude=/lab/", "--exclude=/revision/", "--exclude=/readme/", "--exclude=/images/",
+    "--exclude=/lab/",
+    "--exclude=/revision/",
+    "--exclude=/readme/",
+    "--exclude=/images/",
     "--exclude=/store/*-layer.tar",
 ]
 METADATA_DIRS = ("lab", "revision", "readme")
 
 # $1 artifacts dir, $2 staging dir (new), $3 the manifest's path relative to artifacts, $4 the
-# lab-synced marker, $5 the manifest's sha256, $6 the Lab's own manifest (relative); the metadata
-# as a tar on stdin. Each changed file replaces the old one by a rename (the manifests last),
-# then the marker is written: the whole metadata step, marker included, is one round trip
-# instead of an rsync pass + a file write. Refuses to write through a symlinked metadata dir
-# (a hostile earlier sync could point it anywhere). Prints the files changed and their bytes.
+# lab-synced marker, $5 the manifest's sha256, $6 the Lab's own manifest (relative), then the
+# files and links the tar holds (relative, manifests included); the metadata as a tar on stdin.
+# Each changed file replaces the old one by a rename (the manifests last), then the marker is
+# written: the whole metadata step, marker included, is one round trip instead of an rsync pass
+# + a file write, and starts a process per changed file only for its rename. Refuses to write
+# through a symlinked metadata dir (a hostile earlier sync could point it anywhere). Prints the
+# files it changed, one per line.
 METADATA_SCRIPT = r"""
 art=$1 staging=$2 manifest=$3 marker=$4 sha=$5 own=$6
-trap 'rm -rf -- "$staging"' EXIT
-mkdir -p "$staging"
-tar -xf - -C "$staging"
-changed=0 bytes=0
+shift 6
 for dir in lab revision readme; do
   if [ -L "$art/$dir" ]; then echo "refusing to write through the symlink $art/$dir" >&2; exit 1; fi
 done
+trap 'rm -rf -- "$staging"' EXIT
+mkdir -p "$staging"
+tar -xf - -C "$staging"
 swap() {
-  local rel=$1 new="$staging/$1" old="$art/$1"
+  local new="$staging/$1" old="$art/$1" dir
   if [ -L "$new" ]; then
     if [ -L "$old" ] && [ "$(readlink -- "$new")" = "$(readlink -- "$old")" ]; then return 0; fi
   elif [ -f "$old" ] && [ ! -L "$old" ] && cmp -s -- "$new" "$old"; then
     return 0
   fi
-  mkdir -p -- "$(dirname -- "$old")"
-  chmod u+w -- "$(dirname -- "$old")"
+  dir=${old%/*}
+  [ -d "$dir" ] || mkdir -p -- "$dir"
+  [ -w "$dir" ] || chmod u+w -- "$dir"
   mv -fT -- "$new" "$old"
-  changed=$((changed + 1))
-  if [ ! -L "$old" ]; then bytes=$((bytes + $(stat -c %s -- "$old"))); fi
+  printf '%s\n' "$1"
 }
-while IFS= read -r -d '' rel; do
-  rel=${rel#./}
+for rel in "$@"; do
   if [ "$rel" != "$manifest" ] && [ "$rel" != "$own" ]; then swap "$rel"; fi
-done < <(cd "$staging" && find . \( -type f -o -type l \) -print0)
+done
 swap "$own"
 if [ -e "$staging/$manifest" ] || [ -L "$staging/$manifest" ]; then swap "$manifest"; fi
-mkdir -p -- "$(dirname -- "$marker")"
+[ -d "${marker%/*}" ] || mkdir -p -- "${marker%/*}"
 printf '%s' "$sha" > "$marker.tmp-$$"
 mv -f -- "$marker.tmp-$$" "$marker"
-echo "$changed $bytes"
 """
 
 _PROGRESS_RE = re.compile(rb"^\s*(\d+)\s+(\d+)%\s+(\S+)\s+\S+(?:\s+\(xfr#(\d+))?")
@@ -104,7 +113,7 @@ class RsyncStats:
     size: int = 0  # content bytes of the files that were (re)sent
     wire: int = 0  # bytes rsync wrote to the connection
 
-    def __add__(self, other: "RsyncStats") -> "RsyncStats":
+    def __add__(self, other: RsyncStats) -> RsyncStats:
         return RsyncStats(self.files + other.files, self.size + other.size, self.wire + other.wire)
 
 
@@ -130,21 +139,53 @@ async def sync_lab_tree(ctx: SyncContext, lab: Lab, plan: SyncPlan, gates: Phase
     metadata = await _swap_metadata(ctx, lab, await bundle, await manifest_sha)
     total = content + metadata
     detail = f"{total.files} files changed, {humanize.naturalsize(total.wire, binary=True)} on the wire"
-    ctx.emit(PhaseDone(Phase.LAB, files_sent=total.files, bytes_sent=total.size, seconds=meter.elapsed, detail=detail))
-    return PhaseResult(Phase.LAB, "done", total.files, total.size, meter.elapsed, detail)
+    label = rsync_label(ctx.compression.rsync_flags)
+    ctx.emit(
+        PhaseDone(
+            Phase.LAB,
+            files_sent=total.files,
+            bytes_sent=total.size,
+            seconds=meter.elapsed,
+            detail=detail,
+            wire_bytes=total.wire,
+            compression=label,
+        )
+    )
+    return PhaseResult(Phase.LAB, "done", total.files, total.size, meter.elapsed, detail, total.wire, label)
+
+
+def rsync_label(flags: tuple[str, ...]) -> str:
+    """ "zstd-6" for --compress-choice=zstd --compress-level=6, "rsync -z" for -z alone, "off"."""
+    if not flags:
+        return "off"
+    options = dict(flag.partition("=")[::2] for flag in flags)
+    choice = options.get("--compress-choice")
+    return f"{choice}-{options.get('--compress-level', '')}".rstrip("-") if choice else "rsync -z"
 
 
 async def _swap_metadata(ctx: SyncContext, lab: Lab, bundle: bytes, manifest_sha: str) -> RsyncStats:
     staging = posixpath.join(ctx.layout.base, ".repx", f"metadata-staging-{secrets.token_hex(4)}")
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
+        sizes = {m.name: m.size for m in tar.getmembers() if m.isfile() or m.issym()}
     result = await ctx.run_script(
-        METADATA_SCRIPT, ctx.layout.artifacts, staging, lab.manifest_path, lab_marker_path(ctx, lab), manifest_sha,
-        own_metadata_name(lab.lab_id, "lab", "lab-metadata.json"), input=bundle, check=False,
+        METADATA_SCRIPT,
+        ctx.layout.artifacts,
+        staging,
+        lab.manifest_path,
+        lab_marker_path(ctx, lab),
+        manifest_sha,
+        own_metadata_name(lab.lab_id, "lab", "lab-metadata.json"),
+        *sizes,
+        input=bundle,
+        check=False,
     )
     if not result.ok:
-        raise SyncError(f"{ctx.transport.name}: updating the Lab's metadata failed: {failure_reason(result.stderr)}",
-                        hint="check free space and permissions under base_path on the target")
-    files, size = (result.stdout.split() + ["0", "0"])[:2]
-    return RsyncStats(int(files), int(size), len(bundle))
+        raise SyncError(
+            f"{ctx.transport.name}: updating the Lab's metadata failed: {failure_reason(result.stderr)}",
+            hint="check free space and permissions under base_path on the target",
+        )
+    changed = [rel for rel in result.stdout.splitlines() if rel in sizes]
+    return RsyncStats(len(changed), sum(sizes[rel] for rel in changed), len(bundle))
 
 
 def metadata_tar(lab: Lab) -> bytes:
@@ -172,6 +213,7 @@ def own_metadata(lab: Lab) -> dict[str, bytes]:
     """The manifest, root and run metadata under names only this Lab uses (own_metadata_name),
     their pointers rewritten to each other, so upstream's loader and GC, given this manifest,
     see exactly this Lab whatever was synced to the fixed names since."""
+
     def name(directory: str, file: str) -> str:
         return own_metadata_name(lab.lab_id, directory, file)
 
@@ -200,7 +242,7 @@ def _compact(value: object) -> bytes:
 
 
 def rsync_argv(ctx: SyncContext, plan: SyncPlan, source: Path, extra: list[str]) -> list[str]:
-    argv = [local_rsync(source), *BASE_FLAGS, *extra]
+    argv = [local_rsync(source), *BASE_FLAGS, *ctx.compression.rsync_flags, *extra]
     shell = ctx.transport.rsync_shell()
     if shell is not None:  # the target's own rsync, else the Lab's static one from phase 1
         argv.append(f"--rsync-path={plan.target_rsync or plan.tools_bin + '/rsync'}")
@@ -217,12 +259,15 @@ def local_rsync(lab_root: Path) -> str:
     for shipped in sorted(lab_root.glob("host-tools/*/bin/rsync")):
         if os.access(shipped, os.X_OK):
             return str(shipped)
-    raise SyncError("rsync is not installed on this machine and the Lab ships none",
-                    hint="install rsync (e.g. apt-get install rsync)")
+    raise SyncError(
+        "rsync is not installed on this machine and the Lab ships none",
+        hint="install rsync (e.g. apt-get install rsync)",
+    )
 
 
-async def _rsync(ctx: SyncContext, plan: SyncPlan, source: Path, extra: list[str], meter: RateMeter,
-                 done_before: int) -> RsyncStats:
+async def _rsync(
+    ctx: SyncContext, plan: SyncPlan, source: Path, extra: list[str], meter: RateMeter, done_before: int
+) -> RsyncStats:
     argv = rsync_argv(ctx, plan, source, extra)
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

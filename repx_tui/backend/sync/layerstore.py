@@ -52,7 +52,7 @@ recorded_sha() {
 record_layer() {
   layer_id "$1" && [ "$LAYER_ID" = "$4" ] || return 1  # changed while it was being checked
   if [ -L "${2%/*}" ] || [ -L "${2%/*/*}" ]; then return 1; fi
-  mkdir -p -- "${2%/*}"
+  [ -d "${2%/*}" ] || mkdir -p -- "${2%/*}"
   printf '%s %s\n' "$3" "$4" > "$2.new-$$"
   mv -fT -- "$2.new-$$" "$2"
 }
@@ -90,7 +90,9 @@ no_links() {
 #   I <dir> <manifest sha256 | -> <tag link | ->
 #   L <digest> <size in the store | -> <sha256 its record vouches for | -> <node-local size | ->
 # or, instead, "X <dir>" for each directory it would write into that is a symbolic link.
-LIST_FUNCTION = FUNCTIONS + r"""
+LIST_FUNCTION = (
+    FUNCTIONS
+    + r"""
 list_images() {
   local store=$1 records=$2 nl=$3 images=$4 n=$5 dir tag sum link d f s sha l bad=0
   shift 5
@@ -125,6 +127,7 @@ list_images() {
   done
 }
 """
+)
 LIST_SCRIPT = LIST_FUNCTION + 'list_images "$@"\n'
 
 # $1 store, $2 its records, $3 node-local store ("" = none), then (digest, size, sha256) triples
@@ -132,7 +135,9 @@ LIST_SCRIPT = LIST_FUNCTION + 'list_images "$@"\n'
 #   REUSED <digest>      the store's file had the right bytes: now recorded
 #   NODE_LOCAL <digest>  copied from node_local_path to a temp name, checked, renamed, recorded
 #   MISSING <digest>     neither: it must be sent (a wrong file in the store is removed first)
-PLACE_SCRIPT = FUNCTIONS + r"""
+PLACE_SCRIPT = (
+    FUNCTIONS
+    + r"""
 store=$1 records=$2 nl=$3
 shift 3
 no_links "${store%/*}" "$store" "${records%/*}" "$records"
@@ -161,37 +166,67 @@ while [ "$#" -ge 3 ]; do
   fi
 done
 """
+)
 
-# Shared head and tail of the two upload scripts: $1 temp file, $2 final name, $3 size,
-# $4 sha256, $5 the store's records; $got_sha computed in between.
-_CHECK_DIRS = FUNCTIONS + r"""
-no_links "${2%/*/*}" "${2%/*}" "${5%/*}" "$5"
-"""
-_CHECK_AND_PLACE = r"""
-got_size=$(stat -c %s -- "$1")
-if [ "$got_size" != "$3" ] || [ "$got_sha" != "$4" ]; then
-  rm -f -- "$1"
-  echo "layer $2 arrived corrupt: size $got_size (want $3), sha256 $got_sha (want $4)" >&2
-  exit 4
+# A lane: one channel that receives any number of layers, one after another, so a layer costs
+# no channel, login shell or script start of its own. $1 store, $2 its records, $3 the target's
+# zstd, $4 its gzip ("-" for none), $5 its openssl ("-": coreutils' sha256sum). On stdin, per
+# layer, a line "<digest> <size> <sha256> <encoding>", then the layer: <size> bytes as they are
+# (raw), or zstd/gzip frames, each "<length>\n<bytes>", ended by "0\n". Each layer is decoded,
+# written to a temporary file and hashed in the same pass (tee: no second read), renamed into
+# the store and recorded when its sha256 is right; the lane answers "OK <digest>" or
+# "BAD <digest> <sha256 it got>" per layer. A layer it cannot write ends the lane (exit 4).
+LANE_SCRIPT = (
+    FUNCTIONS
+    + r"""
+store=$1 records=$2 zstd=$3 gzip=$4 openssl=$5
+no_links "${store%/*}" "$store" "${records%/*}" "$records"
+mkdir -p "$store" "$records"
+empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+if [ "$openssl" != - ] && [ "$("$openssl" dgst -sha256 -r </dev/null 2>/dev/null)" != "$empty *stdin" ]; then
+  openssl=-  # present but not working (a FIPS setup, a broken library): coreutils instead
 fi
-chmod 0444 "$1"
-mv -fT -- "$1" "$2"
-record_placed "$2" "$5/${2##*/}" "$4" || true
+frames() {
+  local length
+  while IFS= read -r length && [ "$length" != 0 ]; do head -c "$length"; done
+}
+decode() {
+  case $1 in
+    raw) exec head -c "$2" ;;
+    zstd) frames | "$zstd" -dcq ;;
+    gzip) frames | "$gzip" -dc ;;
+    *) echo "unknown layer encoding $1" >&2; return 1 ;;
+  esac
+}
+hash_it() {
+  if [ "$openssl" = - ]; then exec sha256sum; else exec "$openssl" dgst -sha256 -r; fi
+}
+n=0
+while IFS=' ' read -r d size sha encoding; do
+  n=$((n + 1))
+  final="$store/$d-layer.tar" tmp="$store/.$d-layer.tar.part-$$-$n"
+  if ! got=$(decode "$encoding" "$size" | { umask 0222; exec tee -- "$tmp"; } | hash_it); then
+    rm -f -- "$tmp"
+    echo "layer $final: receiving it failed" >&2
+    exit 4
+  fi
+  got=${got%% *}
+  if [ "$got" != "$sha" ]; then
+    rm -f -- "$tmp"
+    echo "BAD $d $got"
+    continue
+  fi
+  mv -fT -- "$tmp" "$final"
+  record_placed "$final" "$records/$d-layer.tar" "$sha" || true
+  echo "OK $d"
+done
 """
-
-# The layer itself on stdin. Hashing while writing (tee) checks the bytes as they arrive: no
-# second read of the file, no second channel.
-RECEIVE_SCRIPT = _CHECK_DIRS + r"""
-if ! got_sha=$(tee -- "$1" | sha256sum); then
-  rm -f -- "$1"
-  echo "layer $2: writing $1 failed" >&2
-  exit 4
-fi
-got_sha=${got_sha%% *}
-""" + _CHECK_AND_PLACE
+)
 
 # $1 images dir, $2 image dir name, $3 tag, $4 unique token; the image dir as a tar on stdin.
-IMAGE_SCRIPT = FUNCTIONS + r"""
+IMAGE_SCRIPT = (
+    FUNCTIONS
+    + r"""
 images=$1 dir=$2 tag=$3 token=$4
 no_links "${images%/*}" "$images"
 staging="$images/.staging-$dir-$token"
@@ -205,6 +240,7 @@ rm -rf "$old"
 ln -sfn "$dir" "$images/.tag-$token"
 mv -T "$images/.tag-$token" "$images/$tag"
 """
+)
 
 
 # --- what the listing says ----------------------------------------------------------------
@@ -241,7 +277,7 @@ def refuse_links(transport_name: str, state: RemoteState) -> None:
             f"{transport_name}: {state.links[0]} is a symbolic link on the target; "
             "refusing to write image layers through it",
             hint="repx-tui never makes a link there: remove it on the target (an earlier sync "
-                 "of an untrusted Lab may have left it), then sync again",
+            "of an untrusted Lab may have left it), then sync again",
         )
 
 

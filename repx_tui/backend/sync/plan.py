@@ -3,12 +3,17 @@ decides from that answer; PhaseGates is how the concurrent phases wait for each 
 
 Round trips are what a sync costs on a far login host, so the probe answers all three phases at
 once: is base_path writable, are the host tools complete, does the target have its own rsync,
-is this very Lab already complete there, and which image layers and image dirs are there.
+is this very Lab already complete there, and which image layers and image dirs are there, and
+what compression and the layer lanes could use (compress.py): the target's CPUs, its zstd, gzip
+and openssl, and (with `facts`) its rsync's compress list: no process is started for any of
+that but `rsync --version`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import time
 from dataclasses import dataclass
 
 from repx_tui.backend.errors import SyncError
@@ -16,26 +21,68 @@ from repx_tui.backend.hashing import sha256_file
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import SyncContext
+from repx_tui.backend.sync.compress import TargetCodecs
 from repx_tui.backend.sync.layerstore import LIST_FUNCTION, RemoteState, parse_listing, refuse_links
 
 # $1 base, $2 host-tools dir, $3 the Lab's own manifest on the target, $4 the lab-synced marker,
-# then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
+# $5 1 to report the rsync's compress list too (it starts a process), then (optional) the image listing's arguments (see
+# layerstore.LIST_FUNCTION).
 # Prints "complete" or "missing" (or "unwritable <user>"), the target's rsync (or "-"), the
-# sha256 of the target's Lab manifest and of the marker's content (or "-"), then the listing.
-PROBE_SCRIPT = LIST_FUNCTION + r"""
+# sha256 of the target's Lab manifest and of the marker's content (or "-"), then the listing,
+# then "F <cpus> <zstd> <gzip> <openssl> <rsync compress list> <start> <end>" ("-" for what it
+# does not know; the times are bash's EPOCHREALTIME, to subtract the script from the round trip).
+PROBE_SCRIPT = (
+    LIST_FUNCTION
+    + r"""
+started=${EPOCHREALTIME:--}
 if ! mkdir -p "$1/artifacts" "$1/host-tools" 2>/dev/null || [ ! -w "$1" ]; then
   echo "unwritable $(id -un 2>/dev/null || echo '?')"
   exit 0
 fi
 if [ -f "$2/.repx-complete" ]; then echo complete; else echo missing; fi
-command -v rsync || echo -
+# REPLY = where PATH finds $1, or "-"; through bash's command hash: no process started
+find_tool() { if hash "$1" 2>/dev/null; then REPLY=${BASH_CMDS[$1]}; else REPLY=-; fi; }
+find_tool rsync
+rsync=$REPLY
+echo "$rsync"
 manifest=- marker=-
 if [ -f "$3" ]; then manifest=$(sha256sum < "$3"); manifest=${manifest%% *}; fi
 if [ -f "$4" ]; then marker=$(cat "$4"); fi
 echo "$manifest $marker"
-shift 4
+tools=$2 facts=$5
+shift 5
 if [ "$#" -gt 0 ]; then list_images "$@"; fi
+cpus=0 online=
+{ read -r online < /sys/devices/system/cpu/online; } 2>/dev/null || true
+IFS=, read -r -a ranges <<<"$online"
+for range in "${ranges[@]}"; do
+  if [[ $range == *-* ]]; then cpus=$((cpus + ${range#*-} - ${range%-*} + 1)); else cpus=$((cpus + 1)); fi
+done
+if [ "$cpus" = 0 ]; then cpus=-; fi
+find_tool zstd
+zstd=$REPLY
+find_tool gzip
+gzip=$REPLY
+if [ "$gzip" = - ] && [ -x "$tools/bin/gzip" ] && [ -f "$tools/.repx-complete" ]; then gzip=$tools/bin/gzip; fi
+find_tool openssl
+openssl=$REPLY
+algorithms=-
+if [ "$facts" = 1 ]; then  # the one fact that costs a process
+  if [ "$rsync" = - ] && [ -x "$tools/bin/rsync" ] && [ -f "$tools/.repx-complete" ]; then rsync=$tools/bin/rsync; fi
+  if [ "$rsync" != - ]; then
+    version=$("$rsync" --version 2>/dev/null) || version=
+    if [[ $version == *"ompress list:"* ]]; then
+      version=${version#*ompress list:}
+      version=${version#$'\n'}
+      read -r -a names <<<"${version%%$'\n'*}"
+      printf -v algorithms '%s,' "${names[@]}"
+      algorithms=${algorithms%,}
+    fi
+  fi
+fi
+echo "F $cpus $zstd $gzip $openssl $algorithms $started ${EPOCHREALTIME:--}"
 """
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +94,8 @@ class SyncPlan:
     target_rsync: str | None  # the target's own rsync, None when it has none
     lab_current: bool  # this Lab's tree was completed on this base_path, and is still there
     images: RemoteState | None  # layers and image dirs there; None when no image was listed
+    codecs: TargetCodecs = TargetCodecs()  # what compression could use there (probe(facts=True))
+    same_host: bool = False  # both ends are this machine: a local target, or SSH to loopback
 
     @property
     def tools_bin(self) -> str:
@@ -58,16 +107,25 @@ def lab_marker_path(ctx: SyncContext, lab: Lab) -> str:
     return f"{ctx.layout.base}/.repx/synced/{safe_component(lab.lab_id, 'lab id')}"
 
 
-async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str]) -> SyncPlan:
+async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str], *, facts: bool = False) -> SyncPlan:
     tools_dir = ctx.layout.host_tools(lab.host_tools_dir)
     manifest = ctx.layout.lab_manifest(lab.lab_id)  # the Lab's own copy: no other Lab replaces it
     local_manifest = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
+    sent = time.monotonic()
     try:
-        result = await ctx.run_script(PROBE_SCRIPT, ctx.layout.base, tools_dir, manifest, lab_marker_path(ctx, lab),
-                                      *listing_args)
+        result = await ctx.run_script(
+            PROBE_SCRIPT,
+            ctx.layout.base,
+            tools_dir,
+            manifest,
+            lab_marker_path(ctx, lab),
+            "1" if facts else "0",
+            *listing_args,
+        )
     except BaseException:
         local_manifest.cancel()
         raise
+    round_trip = time.monotonic() - sent
     lines = result.stdout.splitlines()[:3] + ["-", "- -"]
     first = lines[0].split() if lines else ["?"]
     if first[0] == "unwritable":
@@ -88,7 +146,46 @@ async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str]) -> SyncPlan
         target_rsync=lines[1].strip() if lines[1].startswith("/") else None,
         lab_current=remote_manifest != "-" and marker == await local_manifest,
         images=images,
+        codecs=parse_facts(result.stdout, round_trip),
+        same_host=same_host(ctx),
     )
+
+
+def parse_facts(stdout: str, round_trip: float) -> TargetCodecs:
+    """The probe's "F ..." line (TargetCodecs() when it printed none)."""
+    line = next((x for x in reversed(stdout.splitlines()) if x.startswith("F ")), None)
+    if line is None:
+        return TargetCodecs()
+    cpus, zstd, gzip, openssl, algorithms, started, ended = (line.split()[1:] + ["-"] * 7)[:7]
+    script = _seconds(ended) - _seconds(started) if started != "-" and ended != "-" else 0.0
+    return TargetCodecs(
+        cpus=int(cpus) if cpus.isdigit() else None,
+        zstd=_path(zstd), gzip=_path(gzip), openssl=_path(openssl),
+        rsync_compress=frozenset(a for a in algorithms.split(",") if a and a != "-"),
+        rtt=max(round_trip - max(script, 0.0), 0.0),
+    )  # fmt: skip
+
+
+def same_host(ctx: SyncContext) -> bool:
+    """A local target, or SSH to a loopback address: the "link" is this machine's memory."""
+    if ctx.transport.rsync_shell() is None:
+        return True
+    address = ctx.transport.peer_address()
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _seconds(value: str) -> float:
+    try:
+        return float(value.replace(",", "."))  # EPOCHREALTIME follows the locale's decimal point
+    except ValueError:
+        return 0.0
+
+
+def _path(value: str) -> str | None:
+    return value if value.startswith("/") else None
 
 
 class PhaseGates:

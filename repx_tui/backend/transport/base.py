@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import abc
 import shlex
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import BinaryIO, Protocol
 
 from repx_tui.backend.errors import RemoteCommandError
 
 # Called with (bytes_done, bytes_total).
 ByteProgress = Callable[[int, int], None]
+
+
+class StdinWriter(Protocol):
+    """Where a streaming command's stdin goes: `write` waits while the far end is behind, and
+    raises BrokenPipeError once the command stopped reading."""
+
+    async def write(self, data: bytes) -> None: ...
+
+
+# Writes a streaming command's whole stdin, then returns.
+StdinFeed = Callable[[StdinWriter], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,28 @@ class Transport(abc.ABC):
         """Run argv with a local file streamed to its stdin (never whole in memory), reporting
         (bytes sent, total) as it goes: the remote command checks and places the bytes itself."""
 
+    async def run_streaming(
+        self,
+        argv: Sequence[str],
+        feed: StdinFeed,
+        *,
+        on_line: Callable[[str], None] | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        """Run argv with its stdin written by `feed` as it goes, calling `on_line` with each line
+        of its stdout as it arrives. A command that stops reading ends the feed (BrokenPipeError
+        is caught here); its exit status and stderr say why. This default spools the input to a
+        temporary file and reports the lines at the end; transports that can stream override it."""
+        with tempfile.TemporaryDirectory(prefix="repx-stdin-") as tmp:
+            spool = Path(tmp) / "stdin"
+            with open(spool, "wb") as f:
+                await feed(_FileWriter(f))
+            result = await self.run_with_file(argv, spool, check=check)
+        for line in result.stdout.splitlines(keepends=True):
+            if on_line is not None:
+                on_line(line)
+        return result
+
     async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read bytes of a remote file from `offset`; raises FileNotFoundError when absent."""
 
@@ -125,6 +160,11 @@ class Transport(abc.ABC):
     def rsync_destination(self, remote_path: str) -> str:
         """The rsync destination argument for a remote path (`host:path`, or the path)."""
 
+    def peer_address(self) -> str | None:
+        """The network address this transport reached ("127.0.0.1", "10.0.0.5"), None when
+        there is none (this machine) or it is not known."""
+        return None
+
     async def resolve_path(self, path: str) -> str:
         if path == "~":
             return await self.home()
@@ -143,3 +183,11 @@ class Transport(abc.ABC):
 
     async def __aexit__(self, *exc_info) -> None:
         await self.close()
+
+
+class _FileWriter:
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    async def write(self, data: bytes) -> None:
+        self._file.write(data)

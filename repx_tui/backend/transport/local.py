@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from repx_tui.backend.errors import TransportError
-from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport
+from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, Transport
+from repx_tui.backend.transport.streams import StreamStdin, read_lines
 
 _CHUNK = 1 << 20
 
@@ -97,6 +98,30 @@ class LocalTransport(Transport):
         try:
             output = asyncio.gather(_read_all(proc.stdout), _read_all(proc.stderr))
             await _feed(proc.stdin, local, total, progress)
+            out, err = await output
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        result = CommandResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if check:
+            self._raise_for(argv, result)
+        return result
+
+    async def run_streaming(
+        self, argv: Sequence[str], feed: StdinFeed, *, on_line: Callable[[str], None] | None = None, check: bool = True
+    ) -> CommandResult:
+        proc = await self._spawn(argv, stdin=True)
+        assert proc.stdin is not None
+        try:
+            output = asyncio.gather(read_lines(proc.stdout, on_line), _read_all(proc.stderr))
+            try:
+                await feed(StreamStdin(proc.stdin))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command stopped reading: its exit status and stderr say why
+            finally:
+                proc.stdin.close()
             out, err = await output
             await proc.wait()
         finally:

@@ -21,8 +21,9 @@ from repx_tui.backend.auth import AuthCancelled, Authenticator, AuthFailed, Auth
 from repx_tui.backend.errors import ConnectionDropped, HostKeyError, TransportError
 from repx_tui.backend.events import ConnectionState, EventSink, discard
 from repx_tui.backend.transport import rsync_bridge
-from repx_tui.backend.transport.base import ByteProgress, CommandResult, Transport, quote_argv
+from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, Transport, quote_argv
 from repx_tui.backend.transport.sshlogin import LoginClient, refused_login
+from repx_tui.backend.transport.streams import StreamStdin, read_lines
 
 #: exec channels open at once; + the long-lived SFTP channel + the command runner = 9, below
 #: sshd's stock MaxSessions 10
@@ -418,6 +419,40 @@ class SshTransport(Transport):
             self._raise_for(argv, result)
         return result
 
+    async def run_streaming(
+        self, argv: Sequence[str], feed: StdinFeed, *, on_line: Callable[[str], None] | None = None, check: bool = True
+    ) -> CommandResult:
+        """One channel, both ways at once: `feed` writes stdin (the channel's window is the
+        back-pressure) while stdout's lines go to `on_line` as they arrive."""
+        async with self._channels:
+            conn = await self._connection()
+            try:
+                proc = await conn.create_process(quote_argv(argv), encoding=None)
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
+                raise self._dropped(exc) from None
+            output = asyncio.gather(read_lines(proc.stdout, on_line), proc.stderr.read())
+            try:
+                try:
+                    await feed(StreamStdin(proc.stdin))
+                    proc.stdin.write_eof()
+                except BrokenPipeError:
+                    pass  # it stopped reading: its exit status and stderr say why (or the link is gone)
+                out, err = await output
+                await proc.wait_closed()
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+                raise self._dropped(exc) from None
+            finally:
+                if not output.done():
+                    output.cancel()
+                    output.add_done_callback(_retrieve)
+                    proc.close()
+        if proc.exit_status is None:
+            raise self._dropped(None)
+        result = CommandResult(proc.exit_status, _text(out), _text(err))
+        if check:
+            self._raise_for(argv, result)
+        return result
+
     async def _open_bridge_process(self, command: str) -> tuple[asyncssh.SSHClientProcess, Any]:
         """Open a channel for the rsync bridge; returns (process, release) — release the
         channel slot once the process is done."""
@@ -469,6 +504,10 @@ class SshTransport(Transport):
                 raise TransportError(f"{self.name}: cannot find the login user's home directory")
             self._home = home
         return self._home
+
+    def peer_address(self) -> str | None:
+        peer = self._conn.get_extra_info("peername") if self._conn is not None else None
+        return str(peer[0]) if peer else None
 
     def rsync_shell(self) -> list[str] | None:
         if self._bridge is None:
