@@ -44,17 +44,18 @@ def retry_jobs(lab: Lab, chosen: Iterable[str], states: Mapping[str, JobState]) 
     failed = [j for j in chosen if j in lab.jobs and _kind(states, j) in RETRYABLE]
     if not failed:
         return []
-    wanted = _with_upstream(lab, lab.with_dependants(failed))
-    return lab.topological_order(j for j in wanted if _kind(states, j) not in SKIPPED)
+    wanted = [j for j in lab.with_dependants(failed) if _kind(states, j) not in SKIPPED]
+    return lab.topological_order(_with_upstream(lab, wanted, states))
 
 
-def _with_upstream(lab: Lab, job_ids: Iterable[str]) -> set[str]:
-    """The jobs and everything they wait for, inter-run sources included (Lab.upstream)."""
+def _with_upstream(lab: Lab, job_ids: Iterable[str], states: Mapping[str, JobState]) -> set[str]:
+    """The jobs and what they wait for (inter-run sources too, Lab.upstream) that has not
+    succeeded and is not queued or running: those need nothing more."""
     seen: set[str] = set()
     stack = list(job_ids)
     while stack:
         job_id = stack.pop()
-        if job_id not in seen:
+        if job_id not in seen and _kind(states, job_id) not in SKIPPED:
             seen.add(job_id)
             stack.extend(lab.upstream(job_id))
     return seen

@@ -9,14 +9,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from repx_tui.ui.screens.jobactions import ACTION_MENU, GO_MENU
+
 # Keys handled by widgets rather than bindings, listed so the help is complete.
 EXTRA_KEYS = {
     "Jobs": [("enter", "open the logs of the job (on a run row: fold it)"), ("↑/↓ PgUp/PgDn", "move")],
     "Targets": [("↑/↓", "move")],
 }
+# The menus' own entries, so the help never lists fewer keys than the menus have.
 MENU_KEYS = {
-    "Space menu (Jobs)": [("c", "cancel selected"), ("l", "logs (stdout)"), ("e", "logs (stderr)"), ("y", "copy output path"), ("m", "mark/unmark row")],
-    "g menu": [("g", "top"), ("e", "end"), ("l", "logs"), ("t", "Targets screen"), ("s", "Sync screen"), ("j", "Jobs screen")],
+    "Space menu (Jobs)": [(key, label) for key, label, _action in ACTION_MENU],
+    "g menu": [(key, label) for key, label, _action in GO_MENU],
 }
 
 

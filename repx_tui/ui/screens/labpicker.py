@@ -23,8 +23,9 @@ from repx_tui.ui.messages import DescribeLabs, LabDescribed, LabInfo
 from repx_tui.ui.widgets.footer import StableFooter
 
 # (key, header, width); the path takes what is left
-COLUMNS = (("from", "from", 10), ("path", "Lab", 0), ("id", "lab id", 12), ("git", "git", 8), ("runs", "runs", 4),
-           ("jobs", "jobs", 6), ("there", "on target", 18))  # fmt: skip
+COLUMNS = (("from", "from", 10), ("path", "Lab", 0), ("id", "lab id", 10), ("git", "git", 7), ("runs", "runs", 4),
+           ("jobs", "jobs", 5), ("there", "on target", 14))  # fmt: skip
+NARROW_DROPS = ("git", "runs")  # under 90 columns: the panel below the table shows them
 
 
 class LabBrowser(DirectoryTree):
@@ -75,6 +76,7 @@ class LabPickerScreen(Screen[str | None]):
         self.rows = {c.path: LabRow(c) for c in candidates}
         self.target = target
         self.browse_root = browse_root
+        self.columns = list(COLUMNS)
 
     def compose(self) -> ComposeResult:
         where = f" to run on {self.target}" if self.target else ""
@@ -86,8 +88,9 @@ class LabPickerScreen(Screen[str | None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#labs", DataTable)
-        path_width = max(12, self.size.width - sum(w + 2 for _k, _l, w in COLUMNS) - 4)
-        for key, label, width in COLUMNS:
+        self.columns = [c for c in COLUMNS if self.size.width >= 90 or c[0] not in NARROW_DROPS]
+        path_width = max(12, self.size.width - sum(w + 2 for _k, _l, w in self.columns) - 6)  # - its padding, scrollbar
+        for key, label, width in self.columns:
             table.add_column(label, key=key, width=width or path_width)
         for path, row in self.rows.items():
             table.add_row(*self._cells(row), key=path)
@@ -104,22 +107,19 @@ class LabPickerScreen(Screen[str | None]):
     # --- rows -------------------------------------------------------------------------------
 
     def _cells(self, row: LabRow) -> list:
+        """The row's cells for the columns shown."""
         info = row.info
-        origin = Text(row.candidate.origin, style="bold" if row.candidate.origin.startswith("./") else "")
-        path = Text(_where(row.candidate), overflow="ellipsis", no_wrap=True)
+        cells: dict[str, Text | str] = {
+            "from": Text(row.candidate.origin, style="bold" if row.candidate.origin.startswith("./") else ""),
+            "path": Text(_where(row.candidate), overflow="ellipsis", no_wrap=True),
+            "there": self._there(row),
+        }
         if info is None:
             waiting = Text("✗ not a Lab", style="red") if row.error else Text("… reading", style="grey50")
-            lab_id = row.candidate.lab_id[:12]
-            return [origin, path, lab_id or waiting, "", "", "", self._there(row)]
-        return [
-            origin,
-            path,
-            info.lab_id[:12],
-            info.git_hash[:8],
-            str(len(info.runs)),
-            str(info.jobs),
-            self._there(row),
-        ]
+            cells["id"] = Text(row.candidate.lab_id[:10]) if row.candidate.lab_id else waiting
+        else:
+            cells.update(id=info.lab_id[:10], git=info.git_hash[:7], runs=str(len(info.runs)), jobs=str(info.jobs))
+        return [cells.get(key, "") for key, _label, _width in self.columns]
 
     def _there(self, row: LabRow) -> Text:
         """How much of the Lab the chosen target has, in a few cells."""
@@ -132,9 +132,9 @@ class LabPickerScreen(Screen[str | None]):
             return Text("… checking", style="grey50")
         if presence.current and presence.layers_there == presence.layers_total:
             return Text("✓ all there", style="green")
-        if presence.current or presence.layers_there:
-            layers = f", {presence.layers_there}/{presence.layers_total} layers" if presence.layers_total else ""
-            return Text(("Lab" if presence.current else "partly") + layers, style="yellow")
+        if presence.current or presence.layers_there:  # the panel below says it in full
+            layers = f"{presence.layers_there}/{presence.layers_total} layers" if presence.layers_total else ""
+            return Text(f"◐ {'Lab, ' if presence.current else ''}{layers}".rstrip(", "), style="yellow")
         return Text("✗ not there", style="grey50")
 
     def on_lab_described(self, message: LabDescribed) -> None:
@@ -144,7 +144,7 @@ class LabPickerScreen(Screen[str | None]):
         row.info, row.error = message.info, message.error
         row.presence, row.presence_error = message.presence, message.presence_error
         table = self.query_one("#labs", DataTable)
-        for (key, _label, _width), cell in zip(COLUMNS, self._cells(row)):
+        for (key, _label, _width), cell in zip(self.columns, self._cells(row)):
             table.update_cell(message.path, key, cell)
         self._show_detail()
 
@@ -247,10 +247,9 @@ def _where(candidate: LabCandidate) -> str:
 def describe(row: LabRow, target: str | None) -> Text:
     """The highlighted Lab in full: where it is, what it holds, how much of it the target has."""
     text = Text()
-    text.append(row.candidate.path, style="bold")
-    if row.candidate.origin != "recent":
-        real = str(Path(row.candidate.path).resolve())
-        text.append(f" → {real}" if real != row.candidate.path else "")
+    text.append(shown_path(row.candidate.path), style="bold")
+    real = str(Path(row.candidate.path).resolve())
+    text.append(f" → {shown_path(real)}" if real != row.candidate.path else "")
     text.append("\n")
     if row.error:
         text.append(f"✗ {row.error}\n", style="red")
@@ -282,5 +281,3 @@ def _presence_line(row: LabRow, target: str) -> Text:
         text.append(f", {fmt.size(presence.bytes_to_send)} to send" if missing else "")
     text.append("\n")
     return text
-
-

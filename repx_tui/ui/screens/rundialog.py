@@ -69,12 +69,12 @@ class RunScreen(ModalScreen[tuple[RunRequest, list[str]] | None]):
     RunScreen { align: center middle; }
     #run-box { width: 90%; max-width: 100; height: auto; max-height: 95%; border: thick $primary;
                background: $surface; padding: 0 1; }
-    #run-box Horizontal { height: 1; margin: 0 0 1 0; }
+    #run-box Horizontal { height: 1; }
     #run-box Label { width: 12; }
     #run-box Input, #run-box SelectBox { width: 1fr; }
-    #run-runs { height: auto; max-height: 7; margin: 0 0 1 0; }
+    #run-runs { height: auto; max-height: 6; margin: 0 0 1 0; }
     #run-retry { height: auto; margin: 0 0 1 0; }
-    #run-plan { height: auto; border-top: solid $primary; padding: 0 0; }
+    #run-plan { height: auto; border-top: solid $primary; margin: 1 0 0 0; }
     """
 
     def __init__(self, setup: RunSetup) -> None:
@@ -99,7 +99,7 @@ class RunScreen(ModalScreen[tuple[RunRequest, list[str]] | None]):
                 yield Static(self._retry_list(), id="run-retry")
             else:
                 yield Static("Runs and groups ([b]Space[/b] ticks):")
-                yield TickList(*self._choices(), id="run-runs")
+                yield TickList(*self._choices(), id="run-runs", compact=True)
                 with Horizontal():
                     yield Label("Jobs")
                     yield Input(" ".join(setup.job_ids), placeholder="job ids or prefixes (their dependencies come along)",
@@ -155,7 +155,7 @@ class RunScreen(ModalScreen[tuple[RunRequest, list[str]] | None]):
 
     def _execution_options(self, scheduler: str) -> list[tuple[str, str]]:
         allowed = self.setup.execution_types.get(scheduler, ())
-        return [(f"{DEFAULT_EXECUTION} (Lab / target)", DEFAULT_EXECUTION), *[(e, e) for e in allowed]]
+        return [(DEFAULT_EXECUTION, DEFAULT_EXECUTION), *[(e, e) for e in allowed]]
 
     def _execution_default(self, scheduler: str) -> str:
         last = self.setup.last
@@ -260,11 +260,8 @@ class RunScreen(ModalScreen[tuple[RunRequest, list[str]] | None]):
 
 def _keys(enter: str, go: bool = False) -> Text:
     text = Text()
-    text.append(" Enter ", style="bold black on yellow")
+    text.append(" Enter " if not go else " Enter/y ", style="bold black on yellow")
     text.append(f" {enter}   ")
-    if go:
-        text.append(" y ", style="bold black on yellow")
-        text.append(" go   ")
     text.append(" Esc ", style="bold black on yellow")
     text.append(" cancel")
     return text
@@ -273,10 +270,9 @@ def _keys(enter: str, go: bool = False) -> Text:
 def plan_text(plan: RunPlan, mode: str, request: RunRequest | None) -> Text:
     """The confirmation: what is submitted, what is skipped and why, what is sent."""
     text = Text()
-    how = f"{request.scheduler}" if request else ""
     if plan.submit:
         text.append(f"Submit {len(plan.submit)} job(s) to {plan.target}", style="bold")
-        text.append(f" with {how}\n" if how else "\n")
+        text.append(f" with the {request.scheduler} scheduler\n" if request else "\n")
     else:
         text.append("Nothing to submit: every chosen job succeeded or is queued or running\n", style="bold yellow")
     if plan.skipped:

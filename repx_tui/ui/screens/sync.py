@@ -52,7 +52,7 @@ class SyncScreen(Screen):
         yield Static("Sync", id="title", classes="title")
         yield Static("", id="phases")  # a rich Table: long details and hints wrap instead of being cut
         yield Static("", id="totals", classes="panel")
-        yield Static("", id="sync-outcome")
+        yield Static("", id="sync-outcome", classes="panel")
         yield DataTable(id="layers", cursor_type="row", zebra_stripes=True)
         yield StableFooter()
 
