@@ -9,7 +9,11 @@ when the UI does. Run from the project root:  python scripts/screenshots.py [NAM
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.ui.fixed import fixed_app  # noqa: E402
 from tests.ui.test_snapshots import SCREENS  # noqa: E402
+from tests.ui.test_workflow_snapshots import SCREENS as WORKFLOW_SCREENS  # noqa: E402
+from tests.ui.test_workflow_snapshots import workspace  # noqa: E402
 
 SIZE = (100, 30)
 
@@ -35,16 +41,41 @@ async def _login(pilot) -> None:
     await pilot.press(*"123456")
 
 
-SHOTS = {**SCREENS, "login": _login}
+SHOTS = {**SCREENS, "login": _login, **WORKFLOW_SCREENS}
+
+
+@contextlib.contextmanager
+def in_workspace(name: str) -> Iterator[None]:
+    """The workflow screens run in the snapshot tests' fixed folder (./result, labs/, a recent
+    Lab in a throwaway XDG state dir), so what the picker shows does not depend on this machine."""
+    if name not in WORKFLOW_SCREENS:
+        yield
+        return
+    cwd, state = Path.cwd(), os.environ.get("XDG_STATE_HOME")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_STATE_HOME"] = str(Path(tmp, "state"))
+        work = Path(tmp, "work")
+        work.mkdir()
+        workspace(work)
+        os.chdir(work)
+        try:
+            yield
+        finally:
+            os.chdir(cwd)
+            if state is None:
+                os.environ.pop("XDG_STATE_HOME", None)
+            else:
+                os.environ["XDG_STATE_HOME"] = state
 
 
 async def shoot(name: str, out_dir: Path) -> Path:
     app = fixed_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await SHOTS[name](pilot)
-        await pilot.pause()
-        path = out_dir / f"{name}.svg"
-        path.write_text(app.export_screenshot(title=f"repx-tui — {name}"))
+    with in_workspace(name):
+        async with app.run_test(size=SIZE) as pilot:
+            await SHOTS[name](pilot)
+            await pilot.pause()
+            path = out_dir / f"{name}.svg"
+            path.write_text(app.export_screenshot(title=f"repx-tui — {name}"))
     return path
 
 
