@@ -100,7 +100,7 @@ def raise_hint(state: JobState, directives: Directives, source: Provenance, job:
         key, asked = "mem", eff.req_mem or parse_size(str(directives.mem or ""))
         peak = f"peak {human_bytes(eff.max_rss)} of " if eff.max_rss else ""
         what = f"out of memory ({peak}{human_bytes(asked)} requested)" if asked else "out of memory"
-        suggestion = f'"{human_bytes(2 * asked)}"' if asked else '"4G"'
+        suggestion = f'"{sbatch_mem(2 * asked)}"' if asked else '"4G"'
     else:
         key, limit = "time", eff.time_limit_s or parse_duration(str(directives.time or ""))
         what = f"timed out (limit {human_seconds(limit)})" if limit else "timed out"
@@ -110,6 +110,12 @@ def raise_hint(state: JobState, directives: Directives, source: Provenance, job:
     origin = "set by the Lab's resource_hints" if source.kind in ("hint", "sink-hint") else "not set"
     return (f"{what}: {key} is {origin}; add {key} = {suggestion} to a [[rules]] entry with "
             f'job_id_glob = "*-{job.name}" in resources.toml')  # fmt: skip
+
+
+def sbatch_mem(n: int) -> str:
+    """A size as sbatch takes it (a whole number and a unit): 32G, 1000M."""
+    gib, mib = 1 << 30, 1 << 20
+    return f"{n // gib}G" if n % gib == 0 else f"{-(-n // mib)}M"
 
 
 def resource_hint_for(resources: Resources, lab: Lab, target: str) -> HintFor:

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import OptionList, Static
@@ -48,8 +48,9 @@ class InspectorScreen(Screen[str | None]):
     HELP_TITLE = "Inspector"
     AUTO_FOCUS = "#inspect-links"
     DEFAULT_CSS = """
-    #inspect-body { height: 1fr; padding: 0 1; }
-    #inspect-links { height: auto; max-height: 45%; border: none; border-top: solid $primary; padding: 0; }
+    #inspect-panes { height: 1fr; }
+    #inspect-body { width: 1fr; height: 1fr; padding: 0 1; }
+    #inspect-links { width: 36%; height: 1fr; border: none; border-left: solid $primary; padding: 0; }
     """
     BINDINGS = [
         Binding("escape", "close", "Back"),
@@ -73,9 +74,10 @@ class InspectorScreen(Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="inspect-title", classes="title")
-        with VerticalScroll(id="inspect-body"):
-            yield Static("", id="inspect-details")
-        yield OptionList(id="inspect-links")
+        with Horizontal(id="inspect-panes"):
+            with VerticalScroll(id="inspect-body"):
+                yield Static("", id="inspect-details")
+            yield OptionList(id="inspect-links")
         yield StableFooter()
 
     def on_mount(self) -> None:
@@ -113,6 +115,8 @@ class InspectorScreen(Screen[str | None]):
         ins = self.inspection
         state = _state(ins, info)
         title = Text(f"Job {fmt.short_id(self.job_id)}", style="bold")
+        if info is not None:
+            title.append(f"  run {info.run} · {info.stage or 'simple'}")
         if state is not None:
             title.append("  ").append_text(fmt.state_text(state.state, state.stale))
         self.query_one("#inspect-title", Static).update(title)
@@ -123,9 +127,6 @@ class InspectorScreen(Screen[str | None]):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold cyan", no_wrap=True)
         grid.add_column()
-        grid.add_row("job", self.job_id)
-        if info is not None:
-            grid.add_row("run", f"{info.run} · stage {info.stage}")
         state = _state(ins, info)
         if state is not None:
             self._state_rows(grid, state, ins)
@@ -134,19 +135,20 @@ class InspectorScreen(Screen[str | None]):
             return grid
         if ins.error:
             grid.add_row("target", Text(f"not read: {ins.error}", style="yellow"))
-        times = [f"{k} {v}" for k, v in (("submitted", ins.submit), ("started", ins.start), ("ended", ins.end)) if v]
-        if times:
-            grid.add_row("times", " · ".join(times))
+        for label, when in (("submitted", ins.submit), ("started", ins.start), ("ended", ins.end)):
+            if when:
+                grid.add_row(label, when)
+        grid.add_row("params", "" if ins.params else Text("none", style="grey50"))
+        for key, value in sorted(ins.params.items()):
+            grid.add_row(f"  {key}", param_text(value))
         grid.add_row("resources", Text(ins.resources_note, style="grey50"))
         for value in ins.resources:
             shown = f"{value.value or '-':<10}"
             grid.add_row(f"  {value.key}", Text.assemble((shown, "bold"), " ", (value.source, "grey62")))
-        grid.add_row("params", "" if ins.params else Text("none", style="grey50"))
-        for key, value in sorted(ins.params.items()):
-            grid.add_row(f"  {key}", param_text(value))
         grid.add_row("out", ins.out_path)
         grid.add_row("stdout", ins.stdout_path)
         grid.add_row("stderr", ins.stderr_path)
+        grid.add_row("job id", self.job_id)
         return grid
 
     def _state_rows(self, grid: Table, state, ins: JobInspection | None) -> None:
@@ -181,7 +183,8 @@ class InspectorScreen(Screen[str | None]):
             options += self._job_options(f"reads from ({len(ins.upstream)})", ins.upstream)
             options += self._job_options(f"read by ({len(ins.downstream)})", ins.downstream)
             if ins.units and (len(ins.units) > 1 or ins.units[0].unit):
-                options.append(Option(Text(f"units ({len(ins.units)}) — Enter: its log", style="bold"), disabled=True))
+                header = f"units ({len(ins.units)}): Enter opens the log (out/err size)"
+                options.append(Option(Text(header, style="bold"), disabled=True))
                 options += [self._unit_option(u) for u in ins.units]
         links.clear_options()
         links.add_options(options)
@@ -206,8 +209,8 @@ class InspectorScreen(Screen[str | None]):
         name = unit.unit or "(the job's own log)"
         code = f" exit {unit.exit_code}" if unit.exit_code not in (None, 0) else ""
         logs = unit.stdout_bytes is not None or unit.stderr_bytes is not None
-        sizes = f"  stdout {human_bytes(unit.stdout_bytes or 0)} · stderr {human_bytes(unit.stderr_bytes or 0)}" if logs else ""
-        label = Text(f"  {name:<26} ").append(f"{unit.state}{code}", style=UNIT_STYLE.get(unit.state, "grey50"))
+        sizes = f" {human_bytes(unit.stdout_bytes or 0)}/{human_bytes(unit.stderr_bytes or 0)}" if logs else ""
+        label = Text(f"  {name} ").append(f"{unit.state}{code}", style=UNIT_STYLE.get(unit.state, "grey50"))
         return Option(label.append(sizes, style="grey62"), id=f"unit:{unit.unit}")
 
     # --- keys ------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class OverviewScreen(Screen[None]):
     BINDINGS = [Binding("escape,v", "close", "Back")]
     DEFAULT_CSS = """
     #overview-body { height: 1fr; padding: 0 1; }
+    #overview-header { height: auto; background: $primary-background; color: $text; padding: 0 1; }
     """
 
     def __init__(self, model: JobsModel) -> None:
@@ -98,7 +99,7 @@ class OverviewScreen(Screen[None]):
         self._drawn_at = 0.0
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="overview-header", classes="title")
+        yield Static("", id="overview-header")
         with VerticalScroll(id="overview-body"):
             yield Static("", id="overview-runs")
         yield StableFooter()
@@ -120,7 +121,7 @@ class OverviewScreen(Screen[None]):
             text.append(f"target {target.name} ({scheduler}, {target.address or 'this machine'})")
         if lab is not None:
             git = lab.git_hash[:12] if lab.git_hash else "?"
-            text.append(f"  ·  Lab {controller.lab_path or lab.source}  ·  git {git}  ·  id {lab.lab_id[:12]}")
+            text.append(f"\nLab {controller.lab_path or lab.source}  ·  git {git}  ·  id {lab.lab_id[:12]}")
         return text
 
     def redraw(self) -> None:

@@ -1,0 +1,170 @@
+"""Efficiency, the inspector and pulling results, on the REAL single-node SLURM with slurmdbd
+through the REAL sshd: a job that holds ~200 MiB and burns ~3 s of CPU gets real MaxRSS and
+TotalCPU from sacct (asked once, then cached), `status --json` and `show --json` carry them with
+the resources.toml rule that set its memory, and `pull` brings its outputs home laid out as on
+the target (incrementally: a second pull sends nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repx_tui.backend.config import load_config
+from repx_tui.backend.events import JobStateKind
+from repx_tui.backend.lab import Lab
+from repx_tui.backend.resources import load_resources
+from repx_tui.backend.session import TargetSession
+from tests.helpers import async_wait_until
+from tests.hungrylab import CPU_SECONDS, MEM_MIB, make_hungry_lab
+
+pytestmark = [pytest.mark.slurm, pytest.mark.sshd, pytest.mark.timeout(300)]
+REPO = Path(__file__).resolve().parents[2]
+MIB = 1 << 20
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch, sshd_target, slurm_available):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{tmp_path / "store"}"\n'
+        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
+    )
+    resources = tmp_path / "resources.toml"
+    # --acctg-freq=1: SLURM samples memory every second (the bed's JobAcctGatherFrequency is 30 s,
+    # longer than this job), the way a site's default sampling sees any job that runs long enough.
+    # In a rule: the demo Lab's hints carry sbatch_opts of their own, which replace the defaults'.
+    resources.write_text(
+        f'[defaults]\npartition = "{slurm_available["partition"]}"\ncpus-per-task = 1\nmem = "300M"\n'
+        'time = "00:05:00"\n[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--acctg-freq=1"]\n'
+        '[[rules]]\njob_id_glob = "*stage-B-producer*"\nmem = "700M"\n'
+    )
+    env = {"REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ids: list[str] = []
+    yield config, resources, env, ids
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
+
+
+def cli(env: dict[str, str], *argv: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", "repx_tui", *argv], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, **env}, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class SacctCounter:
+    """Counts the sacct commands a session's transport runs (and which ids each asked for)."""
+
+    def __init__(self, transport) -> None:
+        self.calls: list[str] = []
+        self._run = transport.run
+
+        async def run(argv, **kwargs):
+            if argv and argv[0] == "sacct":
+                self.calls.append(argv[argv.index("-j") + 1])
+            return await self._run(argv, **kwargs)
+
+        transport.run = run
+
+
+async def test_real_usage_from_sacct_the_inspector_and_an_incremental_pull(cluster, tmp_path):
+    config_path, resources_path, env, ids = cluster
+    lab_dir, hungry = make_hungry_lab(tmp_path / "lab")
+    lab = Lab.load(lab_dir)
+    target = load_config().target("cluster")
+    async with TargetSession(target, lab=lab, scheduler="slurm") as session:
+        result = await session.run(lab.resolve(["simulation"]), resources=load_resources(resources_path))
+        ids.extend(sid for _job, sid in result.submitted if sid)
+        sacct = SacctCounter(session.transport)
+        simulation = set(lab.runs["simulation"].jobs)
+
+        async def usage_known():
+            states = await session.poll()
+            done = all(states[j].state is JobStateKind.SUCCEEDED for j in simulation)
+            return done and states[hungry].efficiency is not None and states[hungry].efficiency.max_rss
+
+        await async_wait_until(usage_known, timeout=180, interval=1.0, message="simulation done, sacct final")
+        eff = session.watcher().states[hungry].efficiency
+        assert eff is not None and eff.max_rss is not None and eff.cpu_s is not None
+        assert eff.max_rss >= MEM_MIB * 0.75 * MIB, eff  # the tail really held the data
+        # the loop spun >= 2 s of wall time; a busy 2-core box may give it half of that (a job
+        # that only sleeps shows ~0.05 s)
+        assert eff.cpu_s >= (CPU_SECONDS - 1) / 2 and eff.cpus == 1, eff
+        assert eff.req_mem == 700 * MIB and eff.time_limit_s == 300  # what the rule asked for
+        assert eff.mem is not None and 0.2 < eff.mem < 1 and eff.cpu is not None and 0.1 < eff.cpu <= 1.05
+        asked_for = [sid for call in sacct.calls for sid in call.split(",")]
+        calls_before = len(sacct.calls)
+        for _ in range(2):
+            await session.poll()
+        assert len(sacct.calls) == calls_before  # every job final and cached: no sacct at all
+        assert len(asked_for) == len(set(asked_for))  # and no job was asked for twice
+        assert session.transport.authentications == 1
+
+    status = cli(env, "status", "--lab", str(lab_dir), "--target", "cluster", "--json")
+    row = next(j for j in status["jobs"] if j["job"] == hungry)
+    assert (
+        row["efficiency"]["max_rss_bytes"] >= MEM_MIB * 0.75 * MIB and row["efficiency"]["req_mem_bytes"] == 700 * MIB
+    )
+    assert 0 < row["efficiency"]["cpu_efficiency"] <= 1.05 and row["efficiency"]["time_efficiency"] < 1
+
+    shown = cli(env, "show", hungry, "--lab", str(lab_dir), "--target", "cluster", "--resources",
+                str(resources_path), "--json")  # fmt: skip
+    mem = next(r for r in shown["resources"] if r["key"] == "mem")
+    assert (mem["value"], mem["kind"], mem["rule"]) == ("700M", "rule", 2)
+    assert str(resources_path) in mem["source"] and "job_id_glob = '*stage-B-producer*'" in mem["source"]
+    time_value = next(r for r in shown["resources"] if r["key"] == "time")
+    assert (time_value["value"], time_value["kind"]) == ("00:05:00", "default")
+    assert shown["state"]["state"] == "succeeded" and shown["slurm_ids"] and shown["start"] and shown["end"]
+    assert shown["out_path"] == str(tmp_path / "store" / "outputs" / hungry / "out")
+    assert [u["unit"] for u in shown["units"]] == [""] and shown["units"][0]["state"] == "succeeded"
+    assert shown["downstream"] and set(shown["downstream"]) <= set(lab.jobs)
+
+    home = tmp_path / "home"
+    first = cli(env, "pull", "simulation", "--lab", str(lab_dir), "--target", "cluster", "--to", str(home), "--json")
+    assert first["counts"] == {"pulled": len(lab.runs["simulation"].jobs)} and first["files"] > 0
+    assert (home / "outputs" / hungry / "out" / "list_b.txt").read_text() == (
+        tmp_path / "store" / "outputs" / hungry / "out" / "list_b.txt"
+    ).read_text()
+    assert (home / "outputs" / hungry / "repx" / "SUCCESS").exists()
+    assert "done" in (home / "outputs" / hungry / "repx" / "stdout.log").read_text()
+    assert_readable_like_repx_py(home, lab)
+    again = cli(env, "pull", "simulation", "--lab", str(lab_dir), "--target", "cluster", "--to", str(home), "--json")
+    assert again["counts"] == {"unchanged": len(lab.runs["simulation"].jobs)} and again["files"] == 0
+
+
+def assert_readable_like_repx_py(home: Path, lab: Lab) -> None:
+    """What upstream's repx-py does with a Lab dir and a results dir (its reader, restated): the
+    first lab/*.json names the root metadata, whose runs list the run metadata, whose jobs have
+    outputs `$out/<file>` found at <results>/<job>/out/<file>."""
+    lab_root = home / "artifacts"
+    (manifest,) = (lab_root / "lab").glob("*.json")
+    root = json.loads((lab_root / json.loads(manifest.read_text())["metadata"]).read_text())
+    jobs = {}
+    for run_path in root["runs"]:
+        jobs.update(json.loads((lab_root / run_path).read_text())["jobs"])
+    assert set(lab.runs["simulation"].jobs) <= set(jobs)
+    for job in lab.runs["simulation"].jobs:
+        executables = jobs[job]["executables"]
+        outputs = (executables.get("main") or executables["gather"])["outputs"]
+        for template in outputs.values():
+            if isinstance(template, str) and template.startswith("$out/"):
+                assert (home / "outputs" / job / "out" / template[len("$out/") :]).exists(), (job, template)
+
+
+def test_pull_refuses_a_destination_that_is_a_file_before_connecting(cluster, tmp_path):
+    _config, _resources, env, _ids = cluster
+    lab_dir = make_hungry_lab(tmp_path / "lab")[0]
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    result = subprocess.run([sys.executable, "-m", "repx_tui", "pull", "--lab", str(lab_dir), "--target", "cluster",
+                             "--to", str(blocker)], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, **env, "REPX_SSH_CONFIG": "/nonexistent"}, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert "exists and is not a directory" in result.stderr.splitlines()[0] and blocker.read_text() == "x"
