@@ -10,6 +10,7 @@ is asked and the login fails with `AuthRequired`, which says how to log in first
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -91,11 +92,15 @@ class Login:
     asked: dict[str, int] = field(default_factory=dict)  # kind -> questions answered
     needed: str | None = None  # a kind nobody could be asked
     cancelled: bool = False
+    prompting: bool = False  # a person is being asked right now (the connect timeout waits)
+    waited: float = 0.0  # seconds spent asking so far in this login
 
     def reset(self) -> None:
         self.asked.clear()
         self.needed = None
         self.cancelled = False
+        self.prompting = False
+        self.waited = 0.0
 
     async def answer(
         self, kind: str, prompts: Sequence[tuple[str, bool]], name: str = "", instructions: str = ""
@@ -109,6 +114,8 @@ class Login:
         if prompts and attempt > MAX_ATTEMPTS:
             return None
         challenge = AuthChallenge(self.target, self.address, kind, name, instructions, tuple(prompts), attempt)
+        started = time.monotonic()
+        self.prompting = True
         try:
             answers = await self.authenticator.prompt(challenge)
         except CannotPrompt:
@@ -119,6 +126,9 @@ class Login:
         except AuthCancelled:
             self.cancelled = True
             return None
+        finally:
+            self.prompting = False
+            self.waited += time.monotonic() - started
         if prompts:
             self.asked[kind] = attempt
         return list(answers)[: len(prompts)] if prompts else []

@@ -34,16 +34,20 @@ pytestmark = [pytest.mark.sshd]
 
 
 class Codes:
-    """An Authenticator that answers like a person with oathtool: records what it was asked."""
+    """An Authenticator that answers like a person with oathtool: records what it was asked.
+    The code is fetched before connecting (waiting for a fresh one inside the prompt would run
+    into the connect timeout)."""
 
-    def __init__(self, answer: str | None = None, totp=None) -> None:
-        self.answer, self.totp = answer, totp
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
         self.challenges: list[AuthChallenge] = []
+
+    @classmethod
+    async def fresh(cls, totp) -> Codes:
+        return cls(await asyncio.to_thread(totp.fresh_code))
 
     async def prompt(self, challenge: AuthChallenge) -> list[str]:
         self.challenges.append(challenge)
-        if self.answer is None:
-            self.answer = await asyncio.to_thread(self.totp.fresh_code)
         return [self.answer for _ in challenge.prompts]
 
     @property
@@ -74,7 +78,7 @@ async def test_one_code_for_a_whole_session(tmp_path, twofa_target, monkeypatch)
     producers_a = labgen.job_ids(lab_dir, "stage-A-producer")
     target = Target(name="cluster", address=twofa_target["alias"], base_path=str(tmp_path / "base"),
                     default_scheduler="local")  # fmt: skip
-    codes = Codes(totp=twofa_target["totp"])
+    codes = await Codes.fresh(twofa_target["totp"])
     before = twofa_logins(twofa_target["sshd_log"], "root")
     events: list = []
     async with TargetSession(target, events.append, lab=lab, scheduler="local", authenticator=codes) as session:
@@ -170,10 +174,31 @@ async def test_a_key_in_ssh_agent_needs_no_passphrase(tmp_path, twofa_pw_target,
         subprocess.run(["ssh-add", twofa_pw_target["key"]], env=env, check=True, capture_output=True, timeout=30)
         monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
         monkeypatch.setenv("REPX_SSH_CONFIG", twofa_pw_target["ssh_config"])
-        codes = Codes(totp=twofa_pw_target["totp"])
+        codes = await Codes.fresh(twofa_pw_target["totp"])
         target = Target(name="cluster", address=twofa_pw_target["alias"], base_path="/tmp")
         async with TargetSession(target, authenticator=codes) as session:
             assert (await session.transport.run(["id", "-un"])).stdout.strip() == "e2e"
         assert [c.kind for c in codes.questions] == ["password"]  # the agent signed: no passphrase asked
     finally:
         os.kill(pid, 15)  # the agent this test started
+
+
+async def test_the_connect_timeout_waits_for_a_slow_person(tmp_path, twofa_target, monkeypatch):
+    """Fetching a code takes longer than noticing a dead host: time spent answering a prompt does
+    not count against the connect timeout (the wrong code keeps this from using a real one)."""
+    from repx_tui.backend.transport import ssh
+
+    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setenv("REPX_SSH_CONFIG", twofa_target["ssh_config"])
+
+    class Slow(Codes):
+        async def prompt(self, challenge: AuthChallenge) -> list[str]:
+            await asyncio.sleep(1.5)  # a person reading a phone, longer than the whole timeout
+            return await super().prompt(challenge)
+
+    slow = Slow(twofa_target["totp"].wrong_code())
+    with pytest.raises(AuthFailed):  # the server's verdict on the answer, not a timeout
+        async with TargetSession(Target(name="cluster", address=twofa_target["alias"], base_path="/tmp"),
+                                 authenticator=slow):  # fmt: skip
+            pass
+    assert len(slow.questions) >= 1

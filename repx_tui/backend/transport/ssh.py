@@ -22,7 +22,7 @@ from repx_tui.backend.errors import ConnectionDropped, HostKeyError, TransportEr
 from repx_tui.backend.events import ConnectionState, EventSink, discard
 from repx_tui.backend.transport import rsync_bridge
 from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, Transport, quote_argv
-from repx_tui.backend.transport.sshlogin import LoginClient, refused_login
+from repx_tui.backend.transport.sshlogin import LoginClient, refused_login, within_connect_timeout
 from repx_tui.backend.transport.streams import StreamStdin, read_lines
 
 #: exec channels open at once; + the long-lived SFTP channel + the command runner = 9, below
@@ -195,7 +195,7 @@ class SshTransport(Transport):
         self._emit(ConnectionState(self.name, "connecting", self.address, attempt))
         self._login.reset()
         try:
-            conn = await asyncssh.connect(
+            connect = asyncssh.connect(
                 host,
                 username=user or (),
                 config=self._config_paths or None,
@@ -203,9 +203,9 @@ class SshTransport(Transport):
                 passphrase=self._login.passphrase,  # asked only for an encrypted key ssh-agent does not hold
                 keepalive_interval=KEEPALIVE_INTERVAL,
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
-                connect_timeout=CONNECT_TIMEOUT,
                 **self._cipher_options(),
             )
+            conn = await within_connect_timeout(connect, self._login, CONNECT_TIMEOUT)
         except asyncssh.HostKeyNotVerifiable:
             raise await self._host_key_error(host, user) from None
         except (TimeoutError, OSError, asyncssh.Error) as exc:

@@ -3,7 +3,10 @@ onto backend/auth.py's Login (which asks the front end's Authenticator)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import asyncssh
 
@@ -44,3 +47,28 @@ def refused_login(exc: Exception, login: Login) -> TransportError | None:
     if isinstance(exc, asyncssh.ProtocolError) and (login.asked or login.needed or login.cancelled):
         return login.refused(exc.reason)  # e.g. too many authentication failures
     return None
+
+
+T = TypeVar("T")
+
+
+async def within_connect_timeout(connect: Awaitable[T], login: Login, timeout: float) -> T:
+    """`connect` within `timeout` seconds, not counting the time a person takes to answer a
+    prompt (fetching a code from a phone takes longer than a dead host needs to be noticed);
+    the server's own LoginGraceTime still bounds a login."""
+    task = asyncio.ensure_future(connect)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            left = 1.0 if login.prompting else deadline + login.waited - loop.time()
+            if left <= 0:
+                raise TimeoutError()
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
