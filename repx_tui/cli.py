@@ -31,6 +31,12 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
 
+def _compress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compress", choices=("auto", "on", "off"), default="auto",
+                   help="compress the Lab and image layers on the wire (auto: when the link is slower than "
+                        "the compressor, never to this machine)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repx-tui",
@@ -53,10 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-missing-runs", action="store_true",
                      help="submit even when a run whose results these jobs read is neither included, "
                           "queued nor succeeded on the target")
+    _compress(run)
     _json(run)
 
     sync = sub.add_parser("sync", help="sync a Lab to a target (host tools, Lab, images)")
     _lab_target(sync)
+    _compress(sync)
     _json(sync)
 
     status = sub.add_parser("status", help="job states of a Lab on a target")

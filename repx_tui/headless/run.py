@@ -1,4 +1,4 @@
-"""`repx-tui run RUN... --lab PATH --target NAME --headless [--resources F] [--scheduler S] [--json] [--wait]`
+"""`repx-tui run RUN... --lab PATH --target NAME --headless [--resources F] [--scheduler S] [--compress C] [--json] [--wait]`
 
 Sync the Lab (host tools, Lab, images), then submit the jobs of the named runs (`@group` and
 job-id prefixes work too) with SLURM or the target's detached agent. Prints one line per
@@ -34,7 +34,7 @@ async def main(args: argparse.Namespace) -> int:
     return await run_jobs(
         target, lab, lab.resolve(args.runs), scheduler=scheduler, resources=resources,
         execution_type=args.execution_type, wait=args.wait, as_json=args.json,
-        allow_missing_runs=args.allow_missing_runs,
+        allow_missing_runs=args.allow_missing_runs, compress=getattr(args, "compress", "auto"),
     )
 
 
@@ -49,11 +49,13 @@ async def run_jobs(
     wait: bool = False,
     as_json: bool = False,
     allow_missing_runs: bool = False,
+    compress: str = "auto",
 ) -> int:
     """Sync, submit, optionally wait, and print it all; the exit code (1 if anything failed)."""
     async with TargetSession(target, renderer(as_json), lab=lab, scheduler=scheduler) as session:
         result = await session.run(
-            job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs
+            job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
+            compress=compress,
         )
         failed = await _wait(session, job_ids) if wait else []
     if wait:  # the submission's line came before the job states: repeat it last, with the outcome

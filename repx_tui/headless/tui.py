@@ -31,4 +31,5 @@ def run_options(args: argparse.Namespace, config: Config, target: str | None) ->
         "resources": load_resources(args.resources) if scheduler == "slurm" else None,
         "execution_type": args.execution_type,
         "allow_missing_runs": args.allow_missing_runs,
+        "compress": getattr(args, "compress", "auto"),
     }

@@ -141,6 +141,8 @@ class PhaseRow:
     rate: float | None = None
     seconds: float | None = None
     hint: str | None = None
+    wire_bytes: int | None = None  # what crossed the wire for bytes_done, when compressed
+    compression: str = ""  # "zstd-6", "gzip-1", "rsync -z" once the phase is done
 
 
 SYNC_PHASES = (Phase.HOST_TOOLS, Phase.LAB, Phase.IMAGES)  # what a sync does (submit comes after)
@@ -184,11 +186,13 @@ class SyncModel:
             row.state, row.detail, row.total_bytes = "running", event.detail, event.total_bytes
         elif isinstance(event, PhaseProgress):
             row.state, row.bytes_done, row.rate = "running", event.bytes_done, event.rate
+            row.wire_bytes = event.wire_bytes if event.wire_bytes is not None else row.wire_bytes
             row.total_bytes = event.total_bytes or row.total_bytes
             row.detail = event.detail or row.detail
         elif isinstance(event, PhaseDone):
             row.state, row.seconds = "done", event.seconds
             row.bytes_done = event.bytes_sent or row.bytes_done
+            row.wire_bytes, row.compression = event.wire_bytes, event.compression
             row.detail = event.detail or row.detail
         elif isinstance(event, PhaseSkipped):
             row.state, row.detail = "skipped", event.reason

@@ -123,6 +123,10 @@ class SyncScreen(Screen):
             detail.append(f"{fmt.size(row.bytes_done)} sent", style="bold")
         else:
             progress = Text("")
+        if row.wire_bytes is not None and 0 < row.wire_bytes < row.bytes_done:  # compressed: what the wire carried
+            how = f", {row.compression}" if row.compression not in ("", "off") else ""
+            ratio = row.bytes_done / row.wire_bytes
+            detail.append(f" · {fmt.size(row.wire_bytes)} on the wire ({ratio:.1f}:1{how})", style="bold cyan")
         if row.detail:
             detail.append((" · " if detail else "") + row.detail)
         if row.hint:
