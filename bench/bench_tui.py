@@ -1,7 +1,7 @@
 """Keypress-to-paint latency of the Jobs screen with 10,000 jobs while status refreshes arrive.
 
     python bench/bench_tui.py [--jobs 10000] [--runs 20] [--changed 300] [--interval 1.0]
-                              [--rounds 3] [--variant repx|naive|both] [--markdown]
+                              [--rounds 3] [--variant repx|naive|both] [--no-efficiency] [--markdown]
 
 The real RepxApp runs headless under Pilot (autostart off: no backend tasks; everything else is
 the real app). A feeder task posts a `JobsChanged` with `--changed` moved jobs every
@@ -33,11 +33,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import unicodedata
 from pathlib import Path
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from repx_tui.backend.config import embedded_default  # noqa: E402
-from repx_tui.backend.events import JobsChanged, JobState, JobStateKind  # noqa: E402
+from repx_tui.backend.events import Efficiency, JobsChanged, JobState, JobStateKind  # noqa: E402
 from textual import events  # noqa: E402
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
@@ -143,11 +145,13 @@ def build_app(variant: str, jobs: int, runs: int) -> RepxApp:
 
 
 def state_of(n: int, kind: JobStateKind, tick: int) -> JobState:
+    # finished jobs carry sacct's usage, as on SLURM: the efficiency columns have cells to draw
+    usage = Efficiency(60 + n % 50, 30 + n % 40, 1 + n % 4, (n % 900) << 20, 1 << 30, 3600) if kind.finished else None
     return JobState(
         job=job_id(n), run="", state=kind, slurm_id=str(100000 + n),
         elapsed=f"00:{tick // 60 % 60:02d}:{tick % 60:02d}" if kind != JobStateKind.QUEUED else None,
         node=f"node{n % 16:02d}" if kind != JobStateKind.QUEUED else None,
-        reason="Priority" if kind == JobStateKind.QUEUED else None,
+        reason="Priority" if kind == JobStateKind.QUEUED else None, efficiency=usage,
     )  # fmt: skip
 
 
@@ -246,6 +250,7 @@ class KeySender:
 
 
 async def measure(variant: str, args: argparse.Namespace) -> dict:
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bench-tui-")  # no saved view of the user's
     app = build_app(variant, args.jobs, args.runs)
     feeder = Feeder(app, args.jobs, args.changed, args.interval)
     results: dict[str, list[float]] = {label: [] for label, _ in SCRIPT}
@@ -259,6 +264,8 @@ async def measure(variant: str, args: argparse.Namespace) -> dict:
         while table_rows(app) < args.jobs or not app.jobs_model.jobs[job_id(0)].state.slurm_id:
             await asyncio.sleep(0.01)
         first_fill = time.perf_counter() - t
+        if args.efficiency:  # the cpu% / mem% / time% columns on, as `e` turns them on
+            app.screen.action_toggle_efficiency()
         relayouts = _record_relayouts(app.screen)
         feed_task = asyncio.create_task(feeder.run())
         try:
@@ -334,7 +341,8 @@ def summarise(result: dict) -> dict:
 def run_variant_subprocess(variant: str, args: argparse.Namespace) -> dict:
     argv = [sys.executable, __file__, "--variant", variant, "--json-out", "-",
             "--jobs", str(args.jobs), "--runs", str(args.runs), "--changed", str(args.changed),
-            "--interval", str(args.interval), "--rounds", str(args.rounds), "--gap", str(args.gap)]  # fmt: skip
+            "--interval", str(args.interval), "--rounds", str(args.rounds), "--gap", str(args.gap),
+            *([] if args.efficiency else ["--no-efficiency"])]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -380,6 +388,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gap", type=float, default=0.08, help="seconds between two keys")
     parser.add_argument("--variant", choices=("repx", "naive", "both"), default="both")
+    parser.add_argument("--no-efficiency", dest="efficiency", action="store_false",
+                        help="without the efficiency columns (they are on by default)")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
