@@ -28,6 +28,14 @@ DEADLINE = 90
 pytestmark = [pytest.mark.sshd]
 
 
+@pytest.fixture
+def e2e_base(tmp_path):
+    """A base_path the unprivileged user e2e can create (pytest's tmp_path is root-only); removed after."""
+    path = Path("/tmp") / f"repx-e2e-{os.getpid()}-{tmp_path.name}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def setup(tmp_path: Path, target: dict, base: Path, runtime: Path | None = None) -> dict[str, str]:
     config = tmp_path / "config.toml"
     config.write_text(
@@ -63,15 +71,21 @@ def pid_gone(pid: int) -> bool:
 
 @pytest.fixture
 def logged_out():
+    """Never leave a keeper behind: log out, and end by its pid any this test started that did
+    not go (e.g. its directory was opened up on purpose, so logout refuses to use it)."""
     envs: list[dict[str, str]] = []
     yield envs
-    for env in envs:  # never leave a keeper behind
+    for env in envs:
         subprocess.run([sys.executable, "-m", "repx_tui", "logout"], env=env, cwd=REPO, capture_output=True, timeout=60)
+        for log in (Path(env["XDG_RUNTIME_DIR"]) / "repx-tui").glob("*.log"):
+            for pid in {int(part.split(",", 1)[0]) for part in log.read_text().split(", pid ")[1:]}:
+                if not pid_gone(pid):
+                    os.kill(pid, signal.SIGTERM)
 
 
-def test_one_login_serves_every_later_command_until_logout(tmp_path, twofa_pw_target, logged_out):
+def test_one_login_serves_every_later_command_until_logout(tmp_path, e2e_base, twofa_pw_target, logged_out):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-A-producer": 60}, log_lines=3)
-    base = Path("/tmp") / f"repx-e2e-keeper-{os.getpid()}-{tmp_path.name}"  # writable by e2e
+    base = e2e_base
     env = setup(tmp_path, twofa_pw_target, base)
     logged_out.append(env)
     lab = ["--lab", str(lab_dir), "--target", "cluster"]
@@ -123,7 +137,7 @@ def reachable_runtime_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_the_keeper_is_private_to_its_user(tmp_path, sshd_target, logged_out, monkeypatch, reachable_runtime_dir):
+def test_the_keeper_is_private_to_its_user(tmp_path, sshd_target, reachable_runtime_dir, logged_out, monkeypatch):
     env = setup(tmp_path, sshd_target, tmp_path / "base", runtime=reachable_runtime_dir)
     logged_out.append(env)
     repx(env, "login", "cluster")

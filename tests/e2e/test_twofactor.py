@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,14 @@ from tests.terminal import Terminal
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 90
 pytestmark = [pytest.mark.sshd]
+
+
+@pytest.fixture
+def e2e_base(tmp_path):
+    """A base_path the unprivileged user e2e can create (pytest's tmp_path is root-only); removed after."""
+    path = Path("/tmp") / f"repx-e2e-{os.getpid()}-{tmp_path.name}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class Codes:
@@ -140,9 +149,9 @@ def test_without_a_terminal_the_cli_says_how_to_log_in_first(tmp_path, twofa_tar
     assert checks["login"]["hint"].startswith("repx-tui login cluster")
 
 
-def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_path, twofa_pw_target):
+def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_path, e2e_base, twofa_pw_target):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
-    base = Path("/tmp") / f"repx-e2e-2fa-{os.getpid()}-{tmp_path.name}"  # writable by the e2e user
+    base = e2e_base
     env = cli_env(config_file(tmp_path, twofa_pw_target, base), twofa_pw_target, tmp_path)
     code = twofa_pw_target["totp"].fresh_code()
     before = twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password")
