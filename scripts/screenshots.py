@@ -69,6 +69,9 @@ def in_workspace(name: str) -> Iterator[None]:
 
 
 async def shoot(name: str, out_dir: Path) -> Path:
+    # Like the tests: no saved view (filter, efficiency columns) of this machine's user, and none
+    # left behind by one screen (`e` saves the columns) for the next.
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="repx-shots-")
     app = fixed_app()
     with in_workspace(name):
         async with app.run_test(size=SIZE) as pilot:

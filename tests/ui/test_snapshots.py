@@ -69,7 +69,53 @@ async def _help(pilot):
     await pilot.press("question_mark")
 
 
+async def _with_usage(pilot):
+    """The fixed jobs as finished SLURM jobs with sacct's usage (job 3 out of memory)."""
+    from tests.ui.fixed_jobs import efficiency_states
+
+    app = pilot.app
+    app.jobs_model.now = lambda: 2000.0  # the overview's "now": a fixed clock
+    app.controller.feed(efficiency_states())
+    await async_wait_until(lambda: app.jobs_model.jobs[job_id(5)].state.state.value == "queued", timeout=5)
+
+
+async def _efficiency(pilot):
+    await _with_usage(pilot)
+    await pilot.press("e", "j", "j")
+
+
+async def _inspector(pilot):
+    from tests.ui.fixed_jobs import inspection
+
+    await _with_usage(pilot)
+    table = pilot.app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id(3)))
+    await pilot.press("enter")
+    pilot.app.controller.feed(inspection(3))
+    await async_wait_until(lambda: pilot.app.screen.inspection is not None, timeout=5)
+
+
+async def _overview(pilot):
+    await _with_usage(pilot)
+    await pilot.press("v")
+
+
+async def _pull(pilot):
+    from tests.ui.fixed_jobs import pull_events
+
+    await _with_usage(pilot)
+    table = pilot.app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id(0)))
+    await pilot.press("x", "x", "x", "p")
+    pilot.app.screen.query_one("#pull-dest").value = "/home/me/results"  # not this machine's cwd
+    await pilot.press("enter")
+    for event in pull_events():
+        pilot.app.controller.feed(event)
+    await async_wait_until(lambda: pilot.app.screen.summary is not None, timeout=5)
+
+
 SCREENS = {"jobs": _jobs, "sync": _sync, "targets": _targets, "cancel": _cancel, "logs": _logs, "units": _units,
+           "efficiency": _efficiency, "inspector": _inspector, "overview": _overview, "pull": _pull,
            "help": _help}
 
 

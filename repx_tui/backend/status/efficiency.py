@@ -82,7 +82,7 @@ def human_bytes(n: float | None) -> str:
         return "?"
     for unit in ("", "K", "M", "G", "T"):
         if abs(n) < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit in ("", "K") or n >= 100 else f"{n:.1f}{unit}"
+            return f"{n:.0f}{unit or 'B'}" if unit in ("", "K") or n >= 100 else f"{n:.1f}{unit}"
         n /= 1024
     return f"{n:.1f}T"
 

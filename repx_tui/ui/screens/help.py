@@ -13,7 +13,8 @@ from repx_tui.ui.screens.jobactions import ACTION_MENU, GO_MENU
 
 # Keys handled by widgets rather than bindings, listed so the help is complete.
 EXTRA_KEYS = {
-    "Jobs": [("enter", "open the logs of the job (on a run row: fold it)"), ("↑/↓ PgUp/PgDn", "move")],
+    "Jobs": [("enter", "inspect the job (on a run row: fold it); o opens its logs"), ("↑/↓ PgUp/PgDn", "move")],
+    "Inspector": [("↑/↓", "move in the list of jobs and units"), ("enter", "jump to that job / open that unit's log")],
     "Targets": [("↑/↓", "move")],
 }
 # The menus' own entries, so the help never lists fewer keys than the menus have.
