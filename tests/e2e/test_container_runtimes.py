@@ -202,7 +202,7 @@ def test_a_runtime_that_does_not_answer_is_refused_before_anything_runs(tmp_path
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert "1 job(s) would run in docker on cluster, but docker does not answer" in line
     assert "nothing was submitted" in line and "Traceback" not in result.stderr
-    assert not base.exists()  # nothing was synced either
+    assert not base.exists()  # nothing was synced either (so nothing to remove)
 
     check = cli(config, sshd_user_target, "targets", "--check", "--json")
     assert check.returncode == 1
