@@ -152,6 +152,7 @@ class RepxApp(WorkflowMixin, App):
     def on_mount(self) -> None:
         if self.initial_target:
             self.controller.pick_target(self.initial_target)
+            self.targets_model.current = self.initial_target
         if self.runs and self.initial_target:
             self.switch_mode("sync")
         elif self.initial_target and self.lab_path:
@@ -194,6 +195,7 @@ class RepxApp(WorkflowMixin, App):
     def pick_target(self, name: str) -> None:
         previous = self.controller.target
         self.controller.pick_target(name)
+        self.targets_model.current = name
         self.sub_title = f"target: {name}"
         if self.controller.lab is None and not self.lab_path:
             self.open_lab_picker()  # a new user's next step: which Lab to run there

@@ -253,6 +253,7 @@ class TargetsModel:
     targets: dict[str, Target] = field(default_factory=dict)
     health: dict[str, TargetHealth] = field(default_factory=dict)
     checking: set[str] = field(default_factory=set)
+    current: str | None = None  # the target picked (its jobs are the ones shown)
 
     @property
     def names(self) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from repx_tui.ui.messages import CancelSelection, CopyOutputPaths, OpenLog
+from repx_tui.ui.messages import (
+    WORKFLOW_ACTIONS, CancelSelection, CopyOutputPaths, OpenLog, SelectionWanted, WorkflowRequested,
+)  # fmt: skip
 from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.screens.inspector import InspectorScreen
 from repx_tui.ui.screens.overview import OverviewScreen
@@ -25,6 +27,12 @@ ACTION_MENU = (
     ("e", "Logs (stderr)", "stderr"),
     ("y", "Copy output path", "yank"),
     ("m", "Mark / unmark", "mark"),
+    # the workflow (App-side, ui/workflow.py): posted up as WorkflowRequested with the selection
+    ("r", "Run… (sync + submit)", "run"),
+    ("f", "Retry failed/cancelled", "retry"),
+    ("s", "Sync only", "sync-only"),
+    ("o", "Open another Lab…", "open-lab"),
+    ("t", "Switch target", "switch-target"),
 )
 GO_MENU = (
     ("g", "Top", "top"),
@@ -58,6 +66,11 @@ class JobActions:
     def on_cancel_selection(self, _message: CancelSelection) -> None:
         screen = self._screen()
         screen.action_cancel()
+
+    def on_selection_wanted(self, message: SelectionWanted) -> None:
+        """A workflow key or palette entry (run, retry) applies to what is chosen here."""
+        screen = self._screen()
+        screen.post_message(WorkflowRequested(message.action, screen.chosen_jobs(), bool(screen.marked)))
 
     def action_open_logs(self, stream: str = "stdout") -> None:
         screen = self._screen()
@@ -118,6 +131,8 @@ class JobActions:
             screen.action_open_logs("stderr" if action == "stderr" else "stdout")
         elif action == "yank":
             screen.post_message(CopyOutputPaths(screen.chosen_jobs()))
+        elif action in WORKFLOW_ACTIONS:
+            screen.post_message(WorkflowRequested(action, screen.chosen_jobs(), bool(screen.marked)))
         elif action is not None:
             {"cancel": screen.action_cancel, "mark": screen.action_toggle_mark, "inspect": screen.action_inspect,
              "pull": screen.action_pull, "overview": screen.action_overview,

@@ -65,7 +65,17 @@ class TargetsScreen(Screen):
         where = "this machine" if target.is_local else target.address
         checking = Text("… checking", style="grey50")
         # base_path is not repeated here: the "base path" check shows it (or why it is unusable)
-        return [Text(target.name, style="bold"), f"{where} ({target.scheduler()})"] + [checking] * 4
+        return [self._name_cell(target.name), f"{where} ({target.scheduler()})"] + [checking] * 4
+
+    def _name_cell(self, name: str) -> Text:
+        """The target picked is marked: its jobs are the ones the Jobs screen shows."""
+        return Text(("● " if name == self.model.current else "  ") + name, style="bold")
+
+    def on_screen_resume(self) -> None:
+        table = self.query_one(DataTable)
+        for name in self.model.targets:
+            if name in table.rows:
+                table.update_cell(name, "name", self._name_cell(name))
 
     def _cell_width(self) -> int:
         """Check cells share what the name and where columns leave, so the table fits 80 columns;
@@ -125,11 +135,13 @@ class TargetsScreen(Screen):
             return
         failing = [c for c in health.checks if not c.ok]
         if not failing:
-            lines = Text.from_markup(f"[b]{name}[/b]: all checks passed. Enter picks it.\n")
+            lines = Text.from_markup(f"[b]{name}[/b]: all checks passed. Enter picks it, then a Lab to run there.\n")
         else:
             lines = Text.from_markup(f"[b]{name}[/b]: {len(failing)} check(s) failed — try:\n")
         for check in health.checks:
-            lines.append(f"  {'✓' if check.ok else '✗'} {check.name}: {check.detail}\n", style="green" if check.ok else "red")
+            lines.append(
+                f"  {'✓' if check.ok else '✗'} {check.name}: {check.detail}\n", style="green" if check.ok else "red"
+            )
             if check.hint and not check.ok:
                 lines.append(f"      $ {check.hint}\n", style="bold")
         hints.update(lines)
