@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="job states of a Lab on a target")
     _lab_target(status)
     status.add_argument("--watch", action="store_true", help="keep polling, print changes")
+    status.add_argument("--resources", metavar="FILE",
+                        help="resources.toml the OOM/TIMEOUT hints name (default: XDG and ./resources.toml)")
     _json(status)
 
     cancel = sub.add_parser("cancel", help="cancel jobs or runs")

@@ -168,3 +168,37 @@ def test_pull_refuses_a_destination_that_is_a_file_before_connecting(cluster, tm
                             env={**os.environ, **env, "REPX_SSH_CONFIG": "/nonexistent"}, timeout=60)  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "exists and is not a directory" in result.stderr.splitlines()[0] and blocker.read_text() == "x"
+
+
+async def test_a_job_past_its_time_limit_is_a_timeout_with_a_hint_naming_the_rule(cluster, tmp_path):
+    """SLURM's real TIMEOUT (a 1-minute limit from a rule, a job that sleeps longer): the state,
+    time% near 100, and the hint that names that very rule and its file. Takes 1-2 minutes."""
+    from tests.labgen import job_ids, make_lab
+
+    _config, resources_path, env, ids = cluster
+    resources_path.write_text(
+        resources_path.read_text() + '[[rules]]\njob_id_glob = "*stage-B-producer*"\ntime = "00:01:00"\n'
+    )
+    lab_dir = make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-B-producer": 240})
+    (sleeper,) = job_ids(lab_dir, "stage-B-producer")
+    lab = Lab.load(lab_dir)
+    async with TargetSession(load_config().target("cluster"), lab=lab, scheduler="slurm") as session:
+        result = await session.run([sleeper], resources=load_resources(resources_path))
+        ids.extend(sid for _job, sid in result.submitted if sid)
+
+        async def timed_out():
+            state = (await session.poll())[sleeper]
+            return state if state.state is JobStateKind.TIMEOUT and state.efficiency else None
+
+        state = await async_wait_until(timed_out, timeout=240, interval=3.0, message="SLURM's TIMEOUT")
+    assert state.efficiency is not None and state.efficiency.time_limit_s == 60
+    assert state.efficiency.time is not None and state.efficiency.time >= 0.95
+    assert state.hint is not None and state.hint.startswith(
+        "timed out (limit 00:01:00): raise time in the [[rules]] entry 3"
+    )
+    assert "job_id_glob = '*stage-B-producer*'" in state.hint and str(resources_path) in state.hint
+    assert 'time = "00:02:00"' in state.hint
+    status = cli(env, "status", "--lab", str(lab_dir), "--target", "cluster", "--resources", str(resources_path),
+                 "--json")  # fmt: skip
+    row = next(j for j in status["jobs"] if j["job"] == sleeper)
+    assert row["state"] == "timeout" and row["hint"] == state.hint
