@@ -47,12 +47,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from repx_tui.backend.config import embedded_default  # noqa: E402
-from repx_tui.backend.events import Efficiency, JobsChanged, JobState, JobStateKind  # noqa: E402
 from textual import events  # noqa: E402
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
+from repx_tui.backend.config import embedded_default  # noqa: E402
+from repx_tui.backend.events import Efficiency, JobsChanged, JobState, JobStateKind  # noqa: E402
 from repx_tui.ui.app import RepxApp  # noqa: E402
 from repx_tui.ui.screens.jobs import JobsScreen  # noqa: E402
 
@@ -352,7 +352,9 @@ def report(results: list[dict], args: argparse.Namespace, markdown: bool) -> Non
     print(f"# {args.jobs} jobs in {args.runs} runs, {args.changed} changed every {args.interval}s, "
           f"{args.rounds} rounds; Python {platform.python_version()}, load {_load()}")  # fmt: skip
     if markdown:
-        print("\n| variant | keys | p50 ms | p95 ms | max ms | filter applied ms | first fill ms | events | peak RSS MiB |")
+        print(
+            "\n| variant | keys | p50 ms | p95 ms | max ms | filter applied ms | first fill ms | events | peak RSS MiB |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in sums.items():
         if markdown:
@@ -369,7 +371,9 @@ def report(results: list[dict], args: argparse.Namespace, markdown: bool) -> Non
         print(f"| {label} | " + " | ".join(cells) + " |" if markdown else f"  {label:18} " + "   ".join(cells))
     if "repx" in sums and "naive" in sums:
         r, n = sums["repx"], sums["naive"]
-        print(f"\nnaive / repx: p50 {n['p50'] / r['p50']:.1f}x, p95 {n['p95'] / r['p95']:.1f}x, RSS {n['rss'] / r['rss']:.2f}x")
+        print(
+            f"\nnaive / repx: p50 {n['p50'] / r['p50']:.1f}x, p95 {n['p95'] / r['p95']:.1f}x, RSS {n['rss'] / r['rss']:.2f}x"
+        )
 
 
 def _load() -> str:
@@ -388,8 +392,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gap", type=float, default=0.08, help="seconds between two keys")
     parser.add_argument("--variant", choices=("repx", "naive", "both"), default="both")
-    parser.add_argument("--no-efficiency", dest="efficiency", action="store_false",
-                        help="without the efficiency columns (they are on by default)")
+    parser.add_argument(
+        "--no-efficiency",
+        dest="efficiency",
+        action="store_false",
+        help="without the efficiency columns (they are on by default)",
+    )
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -127,7 +127,11 @@ class JobsScreen(JobActions, Screen):
         with Horizontal(id="jobs-header"):
             yield Static("Jobs", id="title", classes="title")
             yield Static("", id="jobs-status")
-        yield Input(placeholder="filter: text run:R state:S node:N key=value !term — Enter/Esc to leave", id="filter", select_on_focus=False)
+        yield Input(
+            placeholder="filter: text run:R state:S node:N key=value !term — Enter/Esc to leave",
+            id="filter",
+            select_on_focus=False,
+        )
         yield self.TABLE(id="jobs")
         yield StableFooter()
 
@@ -267,7 +271,7 @@ class JobsScreen(JobActions, Screen):
     def _row(self, key: str) -> Row:
         """A row's cells, asked for by the table only when the row is drawn."""
         if key.startswith(RUN_KEY_PREFIX):
-            return self._run_row(key[len(RUN_KEY_PREFIX):])
+            return self._run_row(key[len(RUN_KEY_PREFIX) :])
         cells = self._cells.get(key)
         if cells is None:
             cells = self._cells[key] = self._job_cells(self.model.jobs[key])
@@ -373,7 +377,7 @@ class JobsScreen(JobActions, Screen):
         if key is None:
             return []
         if key.startswith(RUN_KEY_PREFIX):
-            run = key[len(RUN_KEY_PREFIX):]
+            run = key[len(RUN_KEY_PREFIX) :]
             matches = self._matcher()
             return [j for j in self.model.runs.get(run, ()) if matches(self.model.jobs[j])]
         return [key]
@@ -465,7 +469,7 @@ class JobsScreen(JobActions, Screen):
         key = self.cursor_key()
         if not self.tree_view or key is None:
             return
-        run = key[len(RUN_KEY_PREFIX):] if key.startswith(RUN_KEY_PREFIX) else self.model.jobs[key].run
+        run = key[len(RUN_KEY_PREFIX) :] if key.startswith(RUN_KEY_PREFIX) else self.model.jobs[key].run
         self.folded.symmetric_difference_update({run})
         self.relayout()
         self.table.move_cursor(row=self.table.get_row_index(run_key(run)), animate=False)
