@@ -23,7 +23,8 @@ from repx_tui.backend.sync.lab import rsync_label
 from repx_tui.backend.sync.plan import parse_facts
 
 MB = 1_000_000
-BOTH = TargetCodecs(cpus=2, zstd="/usr/bin/zstd", gzip="/usr/bin/gzip", rsync_compress=frozenset({"zstd", "zlib"}))
+BOTH = TargetCodecs(cpus=2, zstd="/usr/bin/zstd", gzip="/usr/bin/gzip")
+ZSTD_RSYNC = frozenset({"zstd", "zlib"})  # what the target's rsync lists (asked during the measurement)
 RSYNC_35 = """rsync  version 3.5.0  protocol version 32
 Capabilities:
     64-bit files, 64-bit inums
@@ -43,19 +44,27 @@ def two_cpus_with_zstd(monkeypatch):
     monkeypatch.setattr(compress, "rsync_compress_list", lambda _rsync: frozenset({"zstd", "zlib"}))
 
 
-def pick(mode: str, rate: float | None, target: TargetCodecs = BOTH, same_host: bool = False) -> Compression:
-    link = None if rate is None else LinkEstimate(rtt=0.02, rate=rate)
-    return choose(mode, target, link, same_host=same_host, local_rsync="/usr/bin/rsync")
+def pick(mode: str, rate: float | None, target: TargetCodecs = BOTH, same_host: bool = False, **kwargs) -> Compression:
+    rsync = kwargs.pop("rsync", ZSTD_RSYNC)
+    link = None if rate is None else LinkEstimate(rtt=0.02, rate=rate, rsync_compress=rsync)
+    return choose(mode, target, link, same_host=same_host, local_rsync="/usr/bin/rsync", **kwargs)
 
 
 # --- the choice ---------------------------------------------------------------------------------
 
 
-def test_auto_is_off_to_this_machine_and_with_nothing_compressible(two_cpus_with_zstd):
+def test_auto_is_off_to_this_machine_and_with_nothing_to_send(two_cpus_with_zstd):
     same = pick("auto", 12 * MB, same_host=True)
     assert (same.codec, same.rsync_flags, same.label) == (None, (), "off") and "this machine" in same.reason
-    nothing = pick("auto", None)
-    assert nothing.label == "off" and "nothing compressible" in nothing.reason
+    nothing = pick("auto", None, to_send=False)
+    assert nothing.label == "off" and "nothing to send" in nothing.reason
+
+
+def test_unmeasured_a_changed_labs_tree_goes_with_rsync_z_and_no_layer_is_compressed(two_cpus_with_zstd):
+    tree = pick("auto", None, layers_compressible=False)
+    assert (tree.codec, tree.rsync_flags, tree.label) == (None, ("--compress",), "rsync -z")
+    measured = pick("auto", 12 * MB, layers_compressible=False)  # a cold tree: measured, rsync's zstd level
+    assert measured.codec is None and measured.rsync_flags[-1] == "--compress-level=6"
 
 
 def test_auto_compresses_a_100_mbit_link_strongly_and_a_gigabit_lan_lightly(two_cpus_with_zstd):
@@ -74,14 +83,13 @@ def test_auto_is_off_where_the_link_outruns_the_compressor(two_cpus_with_zstd):
 
 
 def test_without_zstd_on_either_end_layers_go_as_gzip_and_rsync_negotiates(two_cpus_with_zstd, monkeypatch):
-    gzip_only = TargetCodecs(cpus=2, gzip="/bin/gzip", rsync_compress=frozenset({"zlib"}))
-    choice = pick("auto", 12 * MB, gzip_only)
+    gzip_only = TargetCodecs(cpus=2, gzip="/bin/gzip")
+    choice = pick("auto", 12 * MB, gzip_only, rsync=frozenset({"zlib"}))
     assert (choice.codec, choice.rsync_flags) == ("gzip", ("--compress",))
     monkeypatch.setattr(compress, "local_zstd", lambda: None)  # the target has zstd, this machine not
     assert pick("auto", 12 * MB).codec == "gzip"
     nothing = pick("on", 12 * MB, TargetCodecs(cpus=2))
-    assert nothing.codec is None and nothing.rsync_flags == ("--compress",) and nothing.label == "rsync -z"
-    assert "no zstd or gzip" in nothing.reason
+    assert nothing.codec is None and nothing.rsync_flags[0] == "--compress" and "no zstd or gzip" in nothing.reason
 
 
 def test_off_is_off_and_a_wrong_mode_is_one_clear_error(two_cpus_with_zstd):
@@ -96,12 +104,12 @@ def test_rsync_label_names_what_the_flags_do():
     assert rsync_label(()) == "off"
 
 
-async def test_decide_measures_the_link_only_when_something_compressible_is_to_be_sent(tmp_path, monkeypatch):
+async def test_decide_measures_the_link_only_for_compressible_layers_or_a_new_labs_tree(tmp_path, monkeypatch):
     measured: list[bool] = []
 
-    async def fake_measure(_transport):
+    async def fake_measure(_transport, _rsync):
         measured.append(True)
-        return LinkEstimate(rtt=0.02, rate=12 * MB)
+        return LinkEstimate(rtt=0.02, rate=12 * MB, rsync_compress=ZSTD_RSYNC)
 
     monkeypatch.setattr(compress, "measure_link", fake_measure)
     noise, text = tmp_path / "noise", tmp_path / "text"
@@ -109,13 +117,16 @@ async def test_decide_measures_the_link_only_when_something_compressible_is_to_b
     text.write_bytes(b"".join(b"line %d of a log, value=%d\n" % (i, i * i) for i in range(40_000)))
 
     async def decide(**kwargs):
-        args = {"same_host": False, "local_rsync": None, "lab_to_send": False, "layers_to_send": [], **kwargs}
+        args = {"same_host": False, "local_rsync": None, "target_rsync": "/usr/bin/rsync", "lab_to_send": False,
+                "lab_cold": False, "layers_to_send": [], **kwargs}  # fmt: skip
         return await compress.decide("auto", None, BOTH, **args)  # type: ignore[arg-type]
 
     assert (await decide()).label == "off" and not measured  # an unchanged re-sync: no round trip
-    assert (await decide(layers_to_send=[noise])).label == "off" and not measured  # incompressible only
-    assert (await decide(layers_to_send=[noise], same_host=True, lab_to_send=True)).label == "off" and not measured
+    assert (await decide(layers_to_send=[noise])).codec is None and not measured  # incompressible only
+    assert (await decide(layers_to_send=[noise], lab_to_send=True)).label == "rsync -z" and not measured
+    assert (await decide(layers_to_send=[text], same_host=True, lab_to_send=True)).label == "off" and not measured
     assert (await decide(layers_to_send=[noise, text])).codec is not None and len(measured) == 1
+    assert (await decide(lab_to_send=True, lab_cold=True)).codec is None and len(measured) == 2  # a new Lab's tree
 
 
 # --- what the target reported ------------------------------------------------------------------
@@ -128,17 +139,16 @@ def test_compress_lists_of_old_and_new_rsyncs():
 
 
 def test_probe_facts_line():
-    out = "complete\n/usr/bin/rsync\n- -\nL abc - - -\nF 4 /usr/bin/zstd - /usr/bin/openssl zstd,zlib 10.000 10.004\n"
+    out = "complete\n/usr/bin/rsync\n- -\nL abc - - -\nF 4 /usr/bin/zstd - /usr/bin/openssl 10.000 10.004\n"
     facts = parse_facts(out, round_trip=0.030)
     assert facts == TargetCodecs(
         cpus=4,
         zstd="/usr/bin/zstd",
         gzip=None,
         openssl="/usr/bin/openssl",
-        rsync_compress=frozenset({"zstd", "zlib"}),
         rtt=pytest.approx(0.026),
     )
-    comma = parse_facts("F - - - - - 10,5 10,75\n", round_trip=0.5)  # a locale with a decimal comma
+    comma = parse_facts("F - - - - 10,5 10,75\n", round_trip=0.5)  # a locale with a decimal comma
     assert comma.cpus is None and comma.rtt == pytest.approx(0.25)
     assert parse_facts("complete\n", 0.1) == TargetCodecs()
 

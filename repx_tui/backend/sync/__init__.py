@@ -69,13 +69,11 @@ async def sync_lab(
     ctx = SyncContext(transport=transport, layout=layout, emit=emit)
     image_sync = ImageSync(ctx, lab, list(runs) if runs is not None else None)
     emit(PhaseStarted(Phase.HOST_TOOLS, detail=lab.host_tools_dir))  # the probe is phase 1's first step
-    plan = await _step(
-        ctx, Phase.HOST_TOOLS, lambda: probe(ctx, lab, image_sync.listing_args(), facts=compress != "off")
-    )
+    plan = await _step(ctx, Phase.HOST_TOOLS, lambda: probe(ctx, lab, image_sync.listing_args()))
     ctx.tools_bin = plan.tools_bin
     ctx.codecs = plan.codecs
     ctx.compression = await _step(ctx, Phase.HOST_TOOLS, lambda: _compression(ctx, compress, plan, lab, image_sync))
-    if ctx.compression.mode != "off":
+    if ctx.compression.label != "off":
         emit(Notice("info", f"compression: {ctx.compression.label} ({ctx.compression.reason})"))
     gates = PhaseGates()
     layer_results: list[LayerResult] = []
@@ -128,7 +126,9 @@ async def _compression(ctx: SyncContext, mode: str, plan: SyncPlan, lab: Lab, im
         plan.codecs,
         same_host=plan.same_host,
         local_rsync=rsync,
+        target_rsync=plan.target_rsync or (plan.tools_bin + "/rsync" if plan.tools_complete else None),
         lab_to_send=not plan.lab_current,
+        lab_cold=not plan.lab_present,
         layers_to_send=image_sync.missing(plan.images),
     )
 

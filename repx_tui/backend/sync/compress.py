@@ -44,7 +44,7 @@ SOUNDING = 768 << 10  # random bytes of the rate measurement (under the runner's
 SPEED = {"zstd": {1: 250e6, 3: 150e6, 6: 60e6}, "gzip": {1: 80e6, 6: 25e6}}
 READ_CHUNK = 1 << 20  # bytes read from a layer at a time (big writes: few syscalls, few wakeups)
 FRAME = 2 << 20  # compressed bytes per frame on the wire (each costs the target one `head`)
-SAMPLE = 256 << 10  # bytes per sample slice
+SAMPLE = 64 << 10  # bytes per sample slice
 SAMPLES = 4
 SAMPLED_LAYERS = 8  # layers sampled to see whether anything to send compresses at all
 
@@ -65,6 +65,7 @@ class TargetCodecs:
 class LinkEstimate:
     rtt: float | None = None  # seconds, one command on the runner and back
     rate: float | None = None  # bytes/s
+    rsync_compress: frozenset[str] = frozenset()  # the target rsync's compress list, asked on the way
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,22 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-async def measure_link(transport: Transport) -> LinkEstimate:
-    """Two round trips: an empty command, then one with SOUNDING random bytes on its stdin."""
+async def measure_link(transport: Transport, rsync: str | None = None) -> LinkEstimate:
+    """Two round trips on the command runner: an empty one, then one with SOUNDING random bytes
+    on its stdin; both also run `rsync --version` (its compress list), so what they do on the
+    target is the same but for the bytes."""
+    command = ["sh", "-c", 'cat >/dev/null; exec "$@"', "sh", *([rsync, "--version"] if rsync else ["true"])]
     try:
         started = time.monotonic()
-        await transport.run(["true"])
+        answer = await transport.run(command)
         ping = time.monotonic() - started
         payload = os.urandom(SOUNDING)
         started = time.monotonic()
-        await transport.run(["sh", "-c", "cat >/dev/null"], input=payload)
+        await transport.run(command, input=payload)
         sounding = time.monotonic() - started
     except RemoteCommandError:  # a dropped connection is raised: the phase is retried
         return LinkEstimate()
-    return LinkEstimate(rtt=ping, rate=SOUNDING / max(sounding - ping, 1e-4))
+    return LinkEstimate(ping, SOUNDING / max(sounding - ping, 1e-4), parse_compress_list(answer.stdout))
 
 
 def choose(
@@ -115,27 +119,33 @@ def choose(
     *,
     same_host: bool,
     local_rsync: str | None,
+    to_send: bool = True,
+    layers_compressible: bool = True,
 ) -> Compression:
-    """The session's compression (see the module's docstring). `link` None: nothing
-    compressible to send, or nothing measured."""
+    """The session's compression (see the module's docstring). `link` None: not measured (then
+    the Lab's tree is compressed by rsync's own choice and no layer is)."""
     check_mode(mode)
     threads = max(1, min(os.cpu_count() or 1, 4))
     if mode == "off":
         return Compression(mode, reason="off (--compress off)")
     if mode == "auto" and same_host:
         return Compression(mode, reason="off: both ends are this machine (compressing would only take CPU)")
-    if mode == "auto" and link is None:
-        return Compression(mode, reason="off: nothing compressible to send")
-    codec = _codec(target)
+    if not to_send:
+        return Compression(mode, reason="off: nothing to send")
+    codec = _codec(target) if layers_compressible else None
     rate = link.rate if link is not None else None
     level = _level(codec or "zstd", rate, threads)
     if level is None and mode == "auto":
         return Compression(mode, reason=f"off: the link ({_rate(rate)}) outruns the compressor", link=link)
     level = level or 1
+    if link is None:  # a changed Lab's tree (usually a small delta) and no layer worth it: rsync -z
+        return Compression(mode, rsync_flags=("--compress",), reason="rsync -z for the Lab's tree; no layer compresses")
     why = "on (--compress on)" if mode == "on" else f"on: the link ({_rate(rate)}) is slower than the compressor"
     if codec is None:
-        why += "; layers as they are (the target has no zstd or gzip to decode them)"
-    return Compression(mode, codec, level if codec else 0, _rsync_flags(target, local_rsync, level), why, threads, link)
+        why += "; layers as they are" + ("" if not layers_compressible else " (the target has no zstd or gzip)")
+    compress_list = link.rsync_compress or target.rsync_compress
+    flags = _rsync_flags(compress_list, local_rsync, level)
+    return Compression(mode, codec, level if codec else 0, flags, why, threads, link)
 
 
 def _codec(target: TargetCodecs) -> str | None:
@@ -157,9 +167,9 @@ def _rate(rate: float | None) -> str:
     return "unmeasured" if rate is None else f"{rate / 2**20:.0f} MiB/s"
 
 
-def _rsync_flags(target: TargetCodecs, local_rsync: str | None, level: int) -> tuple[str, ...]:
+def _rsync_flags(theirs: frozenset[str], local_rsync: str | None, level: int) -> tuple[str, ...]:
     ours = rsync_compress_list(local_rsync) if local_rsync else frozenset()
-    if "zstd" in ours and "zstd" in target.rsync_compress:
+    if "zstd" in ours and "zstd" in theirs:
         return ("--compress", "--compress-choice=zstd", f"--compress-level={level}")
     return ("--compress",)  # rsync >= 3.2 on both ends negotiates what they share, else zlib
 
@@ -193,8 +203,13 @@ def parse_compress_list(version_text: str) -> frozenset[str]:
 
 def sample_ratio(path: Path) -> float:
     """How well a file compresses, from SAMPLES slices spread over it (zlib level 1: fast, and a
-    lower bound for zstd)."""
-    size = path.stat().st_size
+    lower bound for zstd); a file is sampled once per size and mtime."""
+    info = path.stat()
+    return _sample_ratio(str(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sample_ratio(path: str, size: int, _mtime_ns: int) -> float:
     if size == 0:
         return 1.0
     step = max(size // SAMPLES, 1)
@@ -308,15 +323,18 @@ async def decide(
     *,
     same_host: bool,
     local_rsync: str | None,
+    target_rsync: str | None,
     lab_to_send: bool,
+    lab_cold: bool,
     layers_to_send: list[Path],
 ) -> Compression:
-    """choose() with the link measured only when it can matter: something compressible is to be
-    sent (the Lab's tree, or a layer whose sample shrinks) to a target that is not this machine.
-    An unchanged re-sync, or one that sends only incompressible layers, costs no round trip."""
-    measure = mode != "off" and not (mode == "auto" and same_host)
-    if measure and not lab_to_send:
-        ratios = await asyncio.gather(*(asyncio.to_thread(sample_ratio, p) for p in layers_to_send[:SAMPLED_LAYERS]))
-        measure = any(r >= MIN_RATIO for r in ratios)
-    link = await measure_link(transport) if measure else None
-    return choose(mode, target, link, same_host=same_host, local_rsync=local_rsync)
+    """choose(), with the link measured only where it can matter: a layer whose sample shrinks,
+    or a Lab tree the target has never had, is to be sent to a target that is not this machine.
+    An unchanged re-sync, a changed Lab's tree alone, or incompressible layers cost no round trip."""
+    to_send = lab_to_send or bool(layers_to_send)
+    if mode == "off" or (mode == "auto" and same_host) or not to_send:
+        return choose(mode, target, None, same_host=same_host, local_rsync=local_rsync, to_send=to_send)
+    ratios = await asyncio.gather(*(asyncio.to_thread(sample_ratio, p) for p in layers_to_send[:SAMPLED_LAYERS]))
+    compressible = any(r >= MIN_RATIO for r in ratios)
+    link = await measure_link(transport, target_rsync) if compressible or lab_cold else None
+    return choose(mode, target, link, same_host=same_host, local_rsync=local_rsync, layers_compressible=compressible)

@@ -55,6 +55,7 @@ from repx_tui.backend.sync.layerstore import (  # noqa: F401  (the scripts are p
 from repx_tui.backend.transport.base import StdinWriter
 
 LANES_MAX = 4  # at most this many lanes (channels) receive layers at once
+OPENSSL_FROM = 64 << 20  # bytes of layers to send from which the lanes hash with the target's openssl
 
 NODE_LOCAL_SCRIPT = PLACE_SCRIPT  # the name phase 3 has always used for "place without sending"
 
@@ -263,8 +264,12 @@ class _ImageSync:
 
     async def _lane(self, queue: deque[str]) -> None:
         codecs = self.codecs
+        # openssl hashes several times faster, but checking that it works costs its start: worth it
+        # only for a big transfer
+        big = sum(self.layers[d].size for d in queue) >= OPENSSL_FROM
+        openssl = codecs.openssl if big and codecs.openssl else "-"
         argv = self.ctx.script_argv(
-            LANE_SCRIPT, self.store, self.records, codecs.zstd or "-", codecs.gzip or "-", codecs.openssl or "-"
+            LANE_SCRIPT, self.store, self.records, codecs.zstd or "-", codecs.gzip or "-", openssl
         )
 
         async def feed(stdin: StdinWriter) -> None:

@@ -5,8 +5,7 @@ Round trips are what a sync costs on a far login host, so the probe answers all 
 once: is base_path writable, are the host tools complete, does the target have its own rsync,
 is this very Lab already complete there, and which image layers and image dirs are there, and
 what compression and the layer lanes could use (compress.py): the target's CPUs, its zstd, gzip
-and openssl, and (with `facts`) its rsync's compress list: no process is started for any of
-that but `rsync --version`.
+and openssl: no process is started for any of that.
 """
 
 from __future__ import annotations
@@ -25,11 +24,10 @@ from repx_tui.backend.sync.compress import TargetCodecs
 from repx_tui.backend.sync.layerstore import LIST_FUNCTION, RemoteState, parse_listing, refuse_links
 
 # $1 base, $2 host-tools dir, $3 the Lab's own manifest on the target, $4 the lab-synced marker,
-# $5 1 to report the rsync's compress list too (it starts a process), then (optional) the image listing's arguments (see
-# layerstore.LIST_FUNCTION).
+# then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
 # Prints "complete" or "missing" (or "unwritable <user>"), the target's rsync (or "-"), the
 # sha256 of the target's Lab manifest and of the marker's content (or "-"), then the listing,
-# then "F <cpus> <zstd> <gzip> <openssl> <rsync compress list> <start> <end>" ("-" for what it
+# then "F <cpus> <zstd> <gzip> <openssl> <start> <end>" ("-" for what it
 # does not know; the times are bash's EPOCHREALTIME, to subtract the script from the round trip).
 PROBE_SCRIPT = (
     LIST_FUNCTION
@@ -49,8 +47,8 @@ manifest=- marker=-
 if [ -f "$3" ]; then manifest=$(sha256sum < "$3"); manifest=${manifest%% *}; fi
 if [ -f "$4" ]; then marker=$(cat "$4"); fi
 echo "$manifest $marker"
-tools=$2 facts=$5
-shift 5
+tools=$2
+shift 4
 if [ "$#" -gt 0 ]; then list_images "$@"; fi
 cpus=0 online=
 { read -r online < /sys/devices/system/cpu/online; } 2>/dev/null || true
@@ -66,21 +64,7 @@ gzip=$REPLY
 if [ "$gzip" = - ] && [ -x "$tools/bin/gzip" ] && [ -f "$tools/.repx-complete" ]; then gzip=$tools/bin/gzip; fi
 find_tool openssl
 openssl=$REPLY
-algorithms=-
-if [ "$facts" = 1 ]; then  # the one fact that costs a process
-  if [ "$rsync" = - ] && [ -x "$tools/bin/rsync" ] && [ -f "$tools/.repx-complete" ]; then rsync=$tools/bin/rsync; fi
-  if [ "$rsync" != - ]; then
-    version=$("$rsync" --version 2>/dev/null) || version=
-    if [[ $version == *"ompress list:"* ]]; then
-      version=${version#*ompress list:}
-      version=${version#$'\n'}
-      read -r -a names <<<"${version%%$'\n'*}"
-      printf -v algorithms '%s,' "${names[@]}"
-      algorithms=${algorithms%,}
-    fi
-  fi
-fi
-echo "F $cpus $zstd $gzip $openssl $algorithms $started ${EPOCHREALTIME:--}"
+echo "F $cpus $zstd $gzip $openssl $started ${EPOCHREALTIME:--}"
 """
 )
 
@@ -94,7 +78,8 @@ class SyncPlan:
     target_rsync: str | None  # the target's own rsync, None when it has none
     lab_current: bool  # this Lab's tree was completed on this base_path, and is still there
     images: RemoteState | None  # layers and image dirs there; None when no image was listed
-    codecs: TargetCodecs = TargetCodecs()  # what compression could use there (probe(facts=True))
+    codecs: TargetCodecs = TargetCodecs()  # what compression and the layer lanes can use there
+    lab_present: bool = False  # the target has this Lab's own manifest (from an earlier sync), current or not
     same_host: bool = False  # both ends are this machine: a local target, or SSH to loopback
 
     @property
@@ -107,7 +92,7 @@ def lab_marker_path(ctx: SyncContext, lab: Lab) -> str:
     return f"{ctx.layout.base}/.repx/synced/{safe_component(lab.lab_id, 'lab id')}"
 
 
-async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str], *, facts: bool = False) -> SyncPlan:
+async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str]) -> SyncPlan:
     tools_dir = ctx.layout.host_tools(lab.host_tools_dir)
     manifest = ctx.layout.lab_manifest(lab.lab_id)  # the Lab's own copy: no other Lab replaces it
     local_manifest = asyncio.create_task(asyncio.to_thread(sha256_file, lab.root / lab.manifest_path))
@@ -119,7 +104,6 @@ async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str], *, facts: b
             tools_dir,
             manifest,
             lab_marker_path(ctx, lab),
-            "1" if facts else "0",
             *listing_args,
         )
     except BaseException:
@@ -147,6 +131,7 @@ async def probe(ctx: SyncContext, lab: Lab, listing_args: list[str], *, facts: b
         lab_current=remote_manifest != "-" and marker == await local_manifest,
         images=images,
         codecs=parse_facts(result.stdout, round_trip),
+        lab_present=remote_manifest != "-",
         same_host=same_host(ctx),
     )
 
@@ -156,12 +141,11 @@ def parse_facts(stdout: str, round_trip: float) -> TargetCodecs:
     line = next((x for x in reversed(stdout.splitlines()) if x.startswith("F ")), None)
     if line is None:
         return TargetCodecs()
-    cpus, zstd, gzip, openssl, algorithms, started, ended = (line.split()[1:] + ["-"] * 7)[:7]
+    cpus, zstd, gzip, openssl, started, ended = (line.split()[1:] + ["-"] * 6)[:6]
     script = _seconds(ended) - _seconds(started) if started != "-" and ended != "-" else 0.0
     return TargetCodecs(
         cpus=int(cpus) if cpus.isdigit() else None,
         zstd=_path(zstd), gzip=_path(gzip), openssl=_path(openssl),
-        rsync_compress=frozenset(a for a in algorithms.split(",") if a and a != "-"),
         rtt=max(round_trip - max(script, 0.0), 0.0),
     )  # fmt: skip
 
