@@ -78,13 +78,10 @@ class RepxCommands(Provider):
             ("Go to Sync", "sync phases and image layers", partial(app.switch_mode, "sync")),
             ("Go to Jobs", "the live job table", partial(app.switch_mode, "jobs")),
             ("Open a Lab…", "recent Labs, ./result links, or browse to one", partial(app.action_workflow, "open-lab")),
-            ("Run… (sync + submit)", "choose runs, scheduler, resources; see what happens first",
-             partial(app.action_workflow, "run")),
+            ("Run… (sync + submit)", "choose runs; see what happens first", partial(app.action_workflow, "run")),
             ("Sync only", "send the Lab to the target, submit nothing", partial(app.action_workflow, "sync-only")),
-            ("Retry failed or cancelled jobs", "the selection (or every one), with their dependants",
-             partial(app.action_workflow, "retry")),
-            ("Switch target", "the Targets screen; each target keeps its connection",
-             partial(app.action_workflow, "switch-target")),
+            ("Retry failed or cancelled jobs", "the selection, with dependants", partial(app.action_workflow, "retry")),
+            ("Switch target", "each target keeps its connection", partial(app.action_workflow, "switch-target")),
             ("Re-check targets", "run every target's health checks again", app.check_targets),
             ("Cancel selected jobs", "with confirmation, dependants included", app.cancel_selected),
             ("Show keys", "every key binding", app.action_help),
@@ -317,6 +314,8 @@ class RepxApp(WorkflowMixin, App):
         self.notify(text, title=f"{message.task} failed", severity="error", timeout=20)
         if message.task in ("run", "sync"):
             self.sync_finished(False, text.replace("\n", "  "))
+        if message.task == "lab":
+            self._offer_run = False  # the Lab picked could not be read: no Run dialog for it later
 
     def on_task_done(self, message: TaskDone) -> None:
         if message.task in ("run", "sync"):

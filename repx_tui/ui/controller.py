@@ -293,7 +293,8 @@ class Controller:
         async def go() -> None:
             try:
                 lab, _target = self._require()
-                job_ids = lab.topological_order(request.specs) if request.mode == "retry" else lab.resolve(request.specs)
+                retry = request.mode == "retry"  # exactly the jobs shown; a run's specs bring their dependencies
+                job_ids = lab.topological_order(request.specs) if retry else lab.resolve(request.specs)
                 if not job_ids:
                     raise RepxError("nothing chosen", hint="tick a run or a group, or type job ids")
                 await self._resources(request.scheduler, request.resources)
@@ -321,7 +322,9 @@ class Controller:
             return None
         return await asyncio.to_thread(load_resources, path)
 
-    async def _session_for(self, scheduler: str | None, resources_file: str | None, options: dict[str, Any]) -> TargetSession:
+    async def _session_for(
+        self, scheduler: str | None, resources_file: str | None, options: dict[str, Any]
+    ) -> TargetSession:
         """The session, using `scheduler` from now on; resources read first (a bad file is said
         before the target is contacted) unless the caller read them already."""
         target = self._require_target()

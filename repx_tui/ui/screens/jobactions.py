@@ -6,8 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from repx_tui.ui.messages import (
-    WORKFLOW_ACTIONS, CancelSelection, CopyOutputPaths, OpenLog, SelectionWanted, WorkflowRequested,
-)  # fmt: skip
+    WORKFLOW_ACTIONS,
+    CancelSelection,
+    CopyOutputPaths,
+    OpenLog,
+    SelectionWanted,
+    WorkflowRequested,
+)
 from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.screens.inspector import InspectorScreen
 from repx_tui.ui.screens.overview import OverviewScreen
