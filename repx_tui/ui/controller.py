@@ -402,6 +402,13 @@ class Controller:
         for session in sessions:
             await session.close()
 
+    def busy(self) -> str | None:
+        """The run, retry or sync still under way (a second one would cancel it), if any."""
+        for worker in self.app.workers:
+            if worker.group in ("run", "submit", "sync") and not worker.is_finished:
+                return worker.group
+        return None
+
     def stop(self, group: str) -> None:
         self.app.workers.cancel_group(self.app, group)
 

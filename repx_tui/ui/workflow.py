@@ -89,7 +89,10 @@ class WorkflowMixin(App):
             self.switch_mode("targets")
             self.notify("Pick a target first: Enter on one of the Targets screen", severity="warning")
             return
-        if action == "open-lab":
+        busy = self.controller.busy() if action in ("run", "retry", "sync-only", "open-lab") else None
+        if busy is not None:
+            self.notify(f"A {busy} is still under way: wait for it (2 shows the Sync screen)", severity="warning")
+        elif action == "open-lab":
             self.open_lab_picker()
         elif not self.jobs_model.jobs:
             self.notify("Open a Lab first", severity="warning")

@@ -4,6 +4,8 @@ the user switched away from never reaching the table."""
 
 from __future__ import annotations
 
+import asyncio
+
 from repx_tui.backend.events import JobsChanged, JobState, JobStateKind, LabPresence, RunPlan
 from repx_tui.ui.controller import BackendEventMessage, ToScreens
 from repx_tui.ui.messages import PlanRun, RunPlanned, WorkflowRequested
@@ -99,3 +101,31 @@ async def test_job_states_of_a_target_switched_away_from_are_dropped():
         await async_wait_until(lambda: app.jobs_model.jobs[job_id(1)].state.state == JobStateKind.CANCELLED, timeout=5)
         assert app.jobs_model.jobs[job_id(0)].state.state == JobStateKind.SUCCEEDED
         assert isinstance(app.screen, JobsScreen)
+
+
+async def test_no_second_run_while_one_is_under_way():
+    """Starting one would cancel the run in progress (its worker group is exclusive)."""
+    app = fixed_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        running = app.run_worker(asyncio.Event().wait(), group="run", name="run")
+        for key in ("R", "S", "L"):
+            await pilot.press(key)
+            assert isinstance(app.screen, JobsScreen) and app.current_mode == "jobs", key
+        assert "still under way" in str([n.message for n in app._notifications])
+        running.cancel()
+        await async_wait_until(lambda: running.is_finished, timeout=5)
+        await pilot.press("R")
+        assert isinstance(app.screen, RunScreen)
+
+
+async def test_command_palette_has_the_workflow():
+    app = fixed_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        await pilot.press("ctrl+p", *"Open a Lab")
+        await pilot.press("enter")
+        await async_wait_until(lambda: isinstance(app.screen, LabPickerScreen), timeout=5, message="the Lab picker")
+        await pilot.press("escape", "ctrl+p", *"Run… (sync")
+        await pilot.press("enter")
+        await async_wait_until(lambda: isinstance(app.screen, RunScreen), timeout=5, message="the Run dialog")
