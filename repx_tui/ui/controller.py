@@ -169,6 +169,10 @@ class Controller:
         key = os.path.realpath(os.path.expanduser(path))
         lab = self._labs.get(key)
         if lab is None:
+            if _is_unwritten_demo(path):  # the picker's offer when it found no Lab: `repx-tui demo`'s
+                from repx_tui.headless.demo import write_lab
+
+                await write_lab(Path(path).parent)
             lab = self._labs[key] = await asyncio.to_thread(Lab.load, Path(path))
         return lab
 
@@ -186,6 +190,8 @@ class Controller:
         limit = asyncio.Semaphore(4)
 
         async def one(path: str) -> None:
+            if _is_unwritten_demo(path):
+                return  # written only if picked
             async with limit:
                 try:
                     lab = await self._read_lab(path)
@@ -422,3 +428,9 @@ class Controller:
         if self.lab is None:
             raise RepxError("no Lab loaded", hint="press L to pick one (or start with: repx-tui --lab PATH)")
         return self.lab, target
+
+
+def _is_unwritten_demo(path: str) -> bool:
+    from repx_tui.ui.labsources import demo_lab_path
+
+    return Path(path) == demo_lab_path() and not Path(path).exists()

@@ -111,8 +111,9 @@ def result_links(cwd: Path) -> list[LabCandidate]:
     return found
 
 
-def find_candidates(cwd: Path, recent: list[RecentLab]) -> list[LabCandidate]:
-    """The working directory's results first, then recent Labs that still exist (each path once)."""
+def find_candidates(cwd: Path, recent: list[RecentLab], demo: Path | None = None) -> list[LabCandidate]:
+    """The working directory's results first, then recent Labs that still exist (each path once);
+    with nothing found, the demo Lab (`demo`, written when it is picked), so a first run can go on."""
     candidates = result_links(cwd)
     seen = {os.path.realpath(c.path) for c in candidates}
     for lab in recent:
@@ -120,7 +121,14 @@ def find_candidates(cwd: Path, recent: list[RecentLab]) -> list[LabCandidate]:
         if real not in seen and os.path.exists(lab.path):
             seen.add(real)
             candidates.append(LabCandidate(lab.path, "recent", lab.lab_id))
+    if not candidates and demo is not None:
+        candidates.append(LabCandidate(str(demo), "demo"))
     return candidates
+
+
+def demo_lab_path() -> Path:
+    """Where `repx-tui demo` writes its Lab (the picker offers it when it finds no other)."""
+    return xdg_dir("data") / "repx-tui" / "demo" / "lab"
 
 
 def looks_like_lab(path: Path) -> bool:

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen, Screen
 from repx_tui.backend.config import Target
 from repx_tui.backend.events import SubmitResult, SyncSummary
 from repx_tui.ui import format as fmt
-from repx_tui.ui.labsources import find_candidates, load_recent, shown_path
+from repx_tui.ui.labsources import demo_lab_path, find_candidates, load_recent, shown_path
 from repx_tui.ui.messages import (
     DescribeLabs,
     Down,
@@ -111,7 +111,8 @@ class WorkflowMixin(App):
             return
         target = self.controller.target
         cwd = Path.cwd()
-        picker = LabPickerScreen(find_candidates(cwd, load_recent()), target.name if target else None, cwd)
+        candidates = find_candidates(cwd, load_recent(), demo_lab_path())
+        picker = LabPickerScreen(candidates, target.name if target else None, cwd)
         self.push_screen(picker, self._lab_chosen)
 
     def _lab_chosen(self, path: str | None) -> None:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from repx_tui.ui.labsources import (
     RECENT_MAX,
+    LabCandidate,
+    demo_lab_path,
     find_candidates,
     load_recent,
     looks_like_lab,
@@ -96,3 +98,11 @@ def test_shown_path_is_short(tmp_path, monkeypatch):
     assert shown_path(str(tmp_path / "work" / "result"), tmp_path / "work") == "./result"
     assert shown_path(str(tmp_path / "home" / "labs" / "x"), tmp_path / "work") == "~/labs/x"
     assert shown_path("/elsewhere/x", tmp_path / "work") == "/elsewhere/x"
+
+
+def test_with_nothing_found_the_demo_lab_is_offered(tmp_path, isolated_xdg):
+    demo = demo_lab_path()
+    assert demo == isolated_xdg / "data" / "repx-tui" / "demo" / "lab"
+    assert find_candidates(tmp_path, [], demo) == [LabCandidate(str(demo), "demo")]
+    (tmp_path / "result").symlink_to(make_lab(tmp_path / "lab", "quick"))
+    assert [c.origin for c in find_candidates(tmp_path, [], demo)] == ["./result"]  # a Lab found: no demo

@@ -95,7 +95,7 @@ class LabPickerScreen(Screen[str | None]):
         for path, row in self.rows.items():
             table.add_row(*self._cells(row), key=path)
         self.query_one(LabBrowser).label_root()
-        if not self.rows:
+        if not self.rows:  # nothing found (not even the demo): the browser is the way on
             self.query_one(LabBrowser).focus()
         self._show_detail()
         self._describe()
@@ -114,7 +114,9 @@ class LabPickerScreen(Screen[str | None]):
             "path": Text(_where(row.candidate), overflow="ellipsis", no_wrap=True),
             "there": self._there(row),
         }
-        if info is None:
+        if info is None and _unwritten_demo(row):
+            cells["there"] = Text("–", style="grey50")
+        elif info is None:
             waiting = Text("✗ not a Lab", style="red") if row.error else Text("… reading", style="grey50")
             cells["id"] = Text(row.candidate.lab_id[:10]) if row.candidate.lab_id else waiting
         else:
@@ -170,16 +172,16 @@ class LabPickerScreen(Screen[str | None]):
         detail.update(describe(self.rows[path], self.target))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        entry = event.node.data
-        if entry is None:
-            return
-        path = Path(entry.path)
+        if event.node.data is not None and self.query_one(LabBrowser).has_focus:  # the panel speaks of the pane in use
+            self._show_browsed(Path(event.node.data.path))
+
+    def _show_browsed(self, path: Path) -> None:
         if looks_like_lab(path):
             what = "a Lab tar" if path.is_file() else "a Lab directory"
             text = Text.assemble((shown_path(str(path.absolute())), "bold"), f": {what}. Enter opens it.")
         else:
-            text = Text.assemble((shown_path(str(path.absolute())), "bold"), ": Enter opens or closes the folder; "
-                                 "a Lab is a directory with lab/ in it, or its tar.")  # fmt: skip
+            text = Text.assemble((shown_path(str(path.absolute())), "bold"), ": Enter opens or closes the folder, "
+                                 "Backspace goes up; a Lab is a directory with lab/ in it, or its tar.")  # fmt: skip
         self.query_one("#lab-detail", Static).update(text)
 
     # --- choosing ------------------------------------------------------------------------------
@@ -211,7 +213,14 @@ class LabPickerScreen(Screen[str | None]):
 
     def action_switch_pane(self) -> None:
         table, tree = self.query_one("#labs", DataTable), self.query_one(LabBrowser)
-        (tree if table.has_focus else table).focus()
+        if table.has_focus:
+            tree.focus()
+            node = tree.cursor_node
+            if node is not None and node.data is not None:
+                self._show_browsed(Path(node.data.path))
+        else:
+            table.focus()
+            self._show_detail()
 
     def action_parent(self) -> None:
         tree = self.query_one(LabBrowser)
@@ -237,8 +246,14 @@ class LabPickerScreen(Screen[str | None]):
             widget.action_cursor_up()
 
 
+def _unwritten_demo(row: LabRow) -> bool:
+    return row.candidate.origin == "demo" and not Path(row.candidate.path).exists()
+
+
 def _where(candidate: LabCandidate) -> str:
     """What a `./result` link points to (its name is in the first column), else the path."""
+    if candidate.origin == "demo" and not Path(candidate.path).exists():
+        return "demo Lab (written on Enter)"
     if candidate.origin.startswith("./"):
         return "→ " + shown_path(str(Path(candidate.path).resolve()))
     return shown_path(candidate.path)
@@ -255,6 +270,10 @@ def describe(row: LabRow, target: str | None) -> Text:
         text.append(f"✗ {row.error}\n", style="red")
         return text
     info = row.info
+    if info is None and _unwritten_demo(row):
+        text.append("No Lab found here or among the recent ones. This demo Lab (two runs, an image of three layers)\n"
+                    "is what `repx-tui demo` runs: Enter writes it and opens it. Or Tab: browse to your Lab.\n")  # fmt: skip
+        return text
     if info is None:
         text.append("reading…\n", style="grey50")
         return text
