@@ -12,7 +12,7 @@ import asyncio
 import importlib
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from repx_tui import __version__
 from repx_tui.backend.errors import RepxError
@@ -32,9 +32,13 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 
 def _compress(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compress", choices=("auto", "on", "off"), default="auto",
-                   help="compress the Lab and image layers on the wire (auto: when the link is slower than "
-                        "the compressor, never to this machine)")
+    p.add_argument(
+        "--compress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="compress the Lab and image layers on the wire (auto: when the link is slower than "
+        "the compressor, never to this machine)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--execution-type", choices=("native", "bwrap", "docker", "podman"))
     run.add_argument("--headless", action="store_true", help="no TUI: print progress lines")
     run.add_argument("--wait", action="store_true", help="headless: wait until the jobs finish")
-    run.add_argument("--allow-missing-runs", action="store_true",
-                     help="submit even when a run whose results these jobs read is neither included, "
-                          "queued nor succeeded on the target")
+    run.add_argument(
+        "--allow-missing-runs",
+        action="store_true",
+        help="submit even when a run whose results these jobs read is neither included, "
+        "queued nor succeeded on the target",
+    )
     _compress(run)
     _json(run)
 
@@ -70,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="job states of a Lab on a target")
     _lab_target(status)
     status.add_argument("--watch", action="store_true", help="keep polling, print changes")
-    status.add_argument("--resources", metavar="FILE",
-                        help="resources.toml the OOM/TIMEOUT hints name (default: XDG and ./resources.toml)")
+    status.add_argument(
+        "--resources",
+        metavar="FILE",
+        help="resources.toml the OOM/TIMEOUT hints name (default: XDG and ./resources.toml)",
+    )
     _json(status)
 
     cancel = sub.add_parser("cancel", help="cancel jobs or runs")
@@ -110,8 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = sub.add_parser("login", help="log in once (asking for a code or password) and keep it for later commands")
     login.add_argument("target", nargs="?", metavar="TARGET", help="default: submission_target")
-    login.add_argument("--idle", metavar="TIME", help="end the kept login after this long unused "
-                       "(seconds, or 10m, 1h; default $REPX_KEEPER_IDLE or 10m)")
+    login.add_argument(
+        "--idle",
+        metavar="TIME",
+        help="end the kept login after this long unused (seconds, or 10m, 1h; default $REPX_KEEPER_IDLE or 10m)",
+    )
 
     logout = sub.add_parser("logout", help="end the kept login of a target (default: of every target)")
     logout.add_argument("target", nargs="?", metavar="TARGET")

@@ -42,17 +42,22 @@ class ImageWriter:
     def write(self) -> str:
         count = self.options.image_layers
         digests = [self.write_layer(i, count) for i in range(1, count + 1)]
-        config = {"architecture": "amd64", "created": "1970-01-01T00:00:01Z", "os": "linux",
-                  "config": {"Cmd": ["/bin/bash"], "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
-                  "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in digests]}}
+        config = {
+            "architecture": "amd64",
+            "created": "1970-01-01T00:00:01Z",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/bash"], "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in digests]},
+        }
         config_text = compact_json(config)
         config_name = hashlib.sha256(config_text.encode()).hexdigest() + ".json"
         image = f"images/{fake_store_hash('image', config_text)}-{IMAGE_NAME}.tar"
         image_dir = self.root / image
         image_dir.mkdir(parents=True)
         (image_dir / config_name).write_text(config_text)
-        manifest = [{"Config": config_name, "Layers": [f"{d}/layer.tar" for d in digests],
-                     "RepoTags": [f"{IMAGE_NAME}:latest"]}]
+        manifest = [
+            {"Config": config_name, "Layers": [f"{d}/layer.tar" for d in digests], "RepoTags": [f"{IMAGE_NAME}:latest"]}
+        ]
         (image_dir / "manifest.json").write_text(compact_json(manifest))
         for digest in digests:
             (image_dir / digest).mkdir()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ async def async_wait_until(
             last_exc = None
             if last:
                 return last
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             if loop.time() >= deadline:  # our bound on a hung call expired
                 last_exc = exc
                 final = True

@@ -51,8 +51,9 @@ def make_lab(dest: str | Path, preset: str = "default", **overrides: Any) -> Pat
     return write_demo_lab(dest, **{**PRESETS[preset], **overrides})
 
 
-def make_lab_tar(directory: str | Path, preset: str = "default", *, prefix: str = "result",
-                 name: str = "lab.tar", **overrides: Any) -> Path:
+def make_lab_tar(
+    directory: str | Path, preset: str = "default", *, prefix: str = "result", name: str = "lab.tar", **overrides: Any
+) -> Path:
     """Write a Lab into directory/lab and pack it as directory/name."""
     directory = Path(directory)
     lab = make_lab(directory / "lab-src", preset, **overrides)

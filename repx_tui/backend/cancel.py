@@ -12,7 +12,8 @@ submission records (`submissions/<lab_id>/*.json`), local jobs from the Lab's ag
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import CancelReport, CancelResult, EventSink, JobCancelled, JobState, JobStateKind, discard

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-
-_TELLING = ("no space left", "disk quota", "read-only file system", "permission denied", "not found",
-            "connection", "timed out", "cannot", "error")
+_TELLING = (
+    "no space left",
+    "disk quota",
+    "read-only file system",
+    "permission denied",
+    "not found",
+    "connection",
+    "timed out",
+    "cannot",
+    "error",
+)
 _NOISE = ("exiting with failure status", "due to previous errors")
 
 

@@ -18,7 +18,16 @@ from typing import Any
 from repx_tui.backend.errors import LabError
 from repx_tui.backend.labfs import check_lab_symlinks, check_real_dirs, read_json_file, verify_files, written_dirs
 from repx_tui.backend.labmodel import (  # noqa: F401  (the model's names are lab.py's API)
-    Executable, FileEntry, Image, InputMapping, Job, Layer, Run, kahn as _kahn,
+    Executable,
+    FileEntry,
+    Image,
+    InputMapping,
+    Job,
+    Layer,
+    Run,
+)
+from repx_tui.backend.labmodel import (
+    kahn as _kahn,
 )
 from repx_tui.backend.labtar import force_rmtree, lab_cache_dir, locate_root  # noqa: F401  (re-exported)
 from repx_tui.backend.labvalues import check_job_values
@@ -32,8 +41,14 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _INPUT_KEYS = (
-    "type", "job_id", "source_output", "source_run", "source_value",
-    "source", "source_key", "dependency_type",
+    "type",
+    "job_id",
+    "source_output",
+    "source_run",
+    "source_value",
+    "source",
+    "source_key",
+    "dependency_type",
 )
 
 ProgressFn = Callable[[int, int, str], None]
@@ -219,8 +234,7 @@ class Lab:
             "groups": {g: list(runs) for g, runs in self.groups.items()},
             "jobs": len(self.jobs),
             "images": [
-                {"path": i.path, "tag": i.tag,
-                 "layers": [{"digest": ly.digest, "size": ly.size} for ly in i.layers]}
+                {"path": i.path, "tag": i.tag, "layers": [{"digest": ly.digest, "size": ly.size} for ly in i.layers]}
                 for i in self.images.values()
             ],
             "host_tools": self.host_tools_dir,
@@ -258,8 +272,9 @@ class _Loader:
             raise self.fail(where, f"{what} '{value}' contains '..'")
         bad = _UNSAFE_RE if shell_safe else _CONTROL_RE
         if bad.search(value):
-            raise self.fail(where, f"{what} {value!r} contains whitespace, a quote, '$', '`', '\\' "
-                                   "or a control character")
+            raise self.fail(
+                where, f"{what} {value!r} contains whitespace, a quote, '$', '`', '\\' or a control character"
+            )
         return "/".join(p for p in parts if p not in ("", ".")) or "."
 
     def local(self, rel: str) -> Path:
@@ -275,23 +290,34 @@ class _Loader:
         return real
 
     def safe_name(self, value: Any, what: str, where: str) -> str:
-        if (not isinstance(value, str) or not value or _UNSAFE_RE.search(value) or "/" in value
-                or value in (".", "..")):
-            raise self.fail(where, f"{what} {value!r} is empty or contains '/', whitespace, a quote, "
-                                   "'$', '`', '\\' or a control character")
+        if not isinstance(value, str) or not value or _UNSAFE_RE.search(value) or "/" in value or value in (".", ".."):
+            raise self.fail(
+                where,
+                f"{what} {value!r} is empty or contains '/', whitespace, a quote, "
+                "'$', '`', '\\' or a control character",
+            )
         return value
 
     def job_id(self, value: str, where: str) -> str:
         if not _SAFE_ID_RE.match(value) or ".." in value:
-            raise self.fail(where, f"job id {value!r} is not a safe name "
-                                   "(letters, digits, '.', '_', '+', '-'; no '..')")
+            raise self.fail(
+                where, f"job id {value!r} is not a safe name (letters, digits, '.', '_', '+', '-'; no '..')"
+            )
         return value
 
     def read_json(self, rel: str, what: str) -> Any:
         return read_json_file(self.inside(rel, what, rel), rel, what)
 
-    def get_field(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str, *, required: bool = True,
-              default: Any = None) -> Any:
+    def get_field(
+        self,
+        obj: Any,
+        key: str,
+        kind: type | tuple[type, ...],
+        where: str,
+        *,
+        required: bool = True,
+        default: Any = None,
+    ) -> Any:
         if not isinstance(obj, dict):
             raise self.fail(where, f"expected a JSON object, got {type(obj).__name__}")
         if key not in obj or obj[key] is None:
@@ -301,8 +327,7 @@ class _Loader:
         value = obj[key]
         if not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise self.fail(where, f"field '{key}' must be {_JSON_NAMES.get(names, names)}, "
-                                   f"got {type(value).__name__}")
+            raise self.fail(where, f"field '{key}' must be {_JSON_NAMES.get(names, names)}, got {type(value).__name__}")
         return value
 
     # -- the Lab, top down
@@ -313,29 +338,42 @@ class _Loader:
         manifest = self.read_json(manifest_path, "Lab manifest")
         lab_id = self.safe_name(self.get_field(manifest, "labId", str, manifest_path), "labId", manifest_path)
         lab_version = self.get_field(manifest, "lab_version", str, manifest_path)
-        metadata_path = self.rel_path(self.get_field(manifest, "metadata", str, manifest_path),
-                                      "metadata", manifest_path)
+        metadata_path = self.rel_path(
+            self.get_field(manifest, "metadata", str, manifest_path), "metadata", manifest_path
+        )
         files = self.parse_files(self.get_field(manifest, "files", list, manifest_path), manifest_path)
         root_meta = self.read_json(metadata_path, "root metadata")
         repx_version = self.get_field(root_meta, "repx_version", str, metadata_path)
         if repx_version != SUPPORTED_REPX_VERSION:
-            self.warnings.append(f"Lab was built by RepX {repx_version}; repx-tui expects "
-                                 f"{SUPPORTED_REPX_VERSION}. Loading it anyway.")
+            self.warnings.append(
+                f"Lab was built by RepX {repx_version}; repx-tui expects {SUPPORTED_REPX_VERSION}. Loading it anyway."
+            )
         git_hash = self.get_field(root_meta, "gitHash", str, metadata_path)
         run_paths = self.get_field(root_meta, "runs", list, metadata_path)
         jobs: dict[str, Job] = {}
         runs = self.parse_runs(run_paths, metadata_path, jobs)
-        groups = self.parse_groups(self.get_field(root_meta, "groups", dict, metadata_path, required=False,
-                                              default={}), runs, metadata_path)
+        groups = self.parse_groups(
+            self.get_field(root_meta, "groups", dict, metadata_path, required=False, default={}), runs, metadata_path
+        )
         self.check_dependencies(runs, jobs)
         file_hashes = {f.path: f.sha256 for f in files}
-        images = {r.image: self.parse_image(r.image, r.metadata_path, file_hashes)
-                  for r in runs.values() if r.image}
+        images = {r.image: self.parse_image(r.image, r.metadata_path, file_hashes) for r in runs.values() if r.image}
         lab = Lab(
-            root=self.root, source=self.source, lab_id=lab_id, lab_version=lab_version,
-            repx_version=repx_version, git_hash=git_hash, manifest_path=manifest_path,
-            metadata_path=metadata_path, runs=runs, groups=groups, jobs=jobs, images=images,
-            host_tools_dir=self.host_tools_dir(), files=files, warnings=self.warnings,
+            root=self.root,
+            source=self.source,
+            lab_id=lab_id,
+            lab_version=lab_version,
+            repx_version=repx_version,
+            git_hash=git_hash,
+            manifest_path=manifest_path,
+            metadata_path=metadata_path,
+            runs=runs,
+            groups=groups,
+            jobs=jobs,
+            images=images,
+            host_tools_dir=self.host_tools_dir(),
+            files=files,
+            warnings=self.warnings,
         )
         lab.topological_order(jobs)  # a cycle is a broken Lab: fail now, not mid-run
         check_job_values(jobs, runs)
@@ -349,8 +387,10 @@ class _Loader:
     def find_manifest(self) -> str:
         found = sorted(p.name for p in (self.root / "lab").glob("*lab-metadata.json") if p.is_file())
         if not found:
-            raise LabError(f"{self.root}/lab: no *lab-metadata.json manifest; this is not a Lab",
-                           hint="pass the Lab directory (e.g. ./result) or a tar of it")
+            raise LabError(
+                f"{self.root}/lab: no *lab-metadata.json manifest; this is not a Lab",
+                hint="pass the Lab directory (e.g. ./result) or a tar of it",
+            )
         name = "lab-metadata.json" if "lab-metadata.json" in found else found[0]
         if len(found) > 1:
             self.warnings.append(f"several manifests in lab/ ({', '.join(found)}); using {name}")
@@ -408,11 +448,15 @@ class _Loader:
             self.check_scatter_gather(executables, where)
         deps = {i.job_id for e in executables.values() for i in e.inputs}
         deps -= {None, "self"}
-        source_runs = sorted({i.source_run for e in executables.values() for i in e.inputs
-                              if i.source_run is not None})
+        source_runs = sorted({i.source_run for e in executables.values() for i in e.inputs if i.source_run is not None})
         return Job(
-            id=job_id, name=name, run=run, stage_type=stage_type, params=params,
-            executables=executables, dependencies=tuple(sorted(deps)),  # type: ignore[arg-type]
+            id=job_id,
+            name=name,
+            run=run,
+            stage_type=stage_type,
+            params=params,
+            executables=executables,
+            dependencies=tuple(sorted(deps)),  # type: ignore[arg-type]
             source_runs=tuple(source_runs),
             resource_hints=self.get_field(obj, "resource_hints", dict, where, required=False, default={}),
         )
@@ -424,13 +468,17 @@ class _Loader:
         path = self.rel_path(self.get_field(obj, "path", str, here), "executable path", here)
         if not self.local(path).is_file():
             raise self.fail(here, f"script {path} is missing from the Lab")
-        inputs = tuple(self.parse_input(i, here) for i in self.get_field(obj, "inputs", list, here,
-                                                                    required=False, default=[]))
+        inputs = tuple(
+            self.parse_input(i, here) for i in self.get_field(obj, "inputs", list, here, required=False, default=[])
+        )
         deps = self.get_field(obj, "deps", list, here, required=False, default=[])
         if not all(isinstance(d, str) for d in deps):
             raise self.fail(here, "field 'deps' must be a list of step names")
         return Executable(
-            name=name, path=path, inputs=inputs, deps=tuple(deps),
+            name=name,
+            path=path,
+            inputs=inputs,
+            deps=tuple(deps),
             outputs=self.get_field(obj, "outputs", dict, here, required=False, default={}),
             resource_hints=self.get_field(obj, "resource_hints", dict, here, required=False, default={}),
         )
@@ -468,15 +516,16 @@ class _Loader:
         for job in jobs.values():
             for dep in job.dependencies:
                 if dep not in jobs:
-                    raise self.fail(runs[job.run].metadata_path,
-                                    f"job {job.id} depends on {dep}, which is not in the Lab")
+                    raise self.fail(
+                        runs[job.run].metadata_path, f"job {job.id} depends on {dep}, which is not in the Lab"
+                    )
             for source in job.source_runs:
                 if source not in runs:
-                    raise self.fail(runs[job.run].metadata_path,
-                                    f"job {job.id} reads run '{source}', which is not in the Lab")
+                    raise self.fail(
+                        runs[job.run].metadata_path, f"job {job.id} reads run '{source}', which is not in the Lab"
+                    )
                 if source == job.run:
-                    raise self.fail(runs[job.run].metadata_path,
-                                    f"job {job.id} of run '{source}' reads its own run")
+                    raise self.fail(runs[job.run].metadata_path, f"job {job.id} of run '{source}' reads its own run")
 
     def parse_image(self, rel: str, where: str, file_hashes: dict[str, str]) -> Image:
         real = self.inside(rel, "image", where)
@@ -513,8 +562,9 @@ class _Loader:
         base = self.root / "host-tools"
         dirs = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
         if not dirs:
-            raise LabError(f"{self.root}: the Lab has no host-tools/<hash>/ directory",
-                           hint="the Lab is incomplete; rebuild it")
+            raise LabError(
+                f"{self.root}: the Lab has no host-tools/<hash>/ directory", hint="the Lab is incomplete; rebuild it"
+            )
         if not (base / dirs[0] / "bin").is_dir():
             raise LabError(f"{self.root}: host-tools/{dirs[0]}/bin is missing")
         return dirs[0]

@@ -76,11 +76,13 @@ def _walk(base: list[str], target: str, read_link: ReadLink, budget: list[int]) 
 def disk_link_reader(root: Path) -> ReadLink:
     """read_link for a Lab on disk. Paths handed to it never pass through a link (resolve_link
     replaces each link by its resolution first), so the OS follows nothing here."""
+
     def read(rel: str) -> str | None:
         try:
             return os.readlink(os.path.join(root, rel))
         except OSError:  # not a link, missing, or below a file
             return None
+
     return read
 
 
@@ -100,8 +102,9 @@ def check_lab_symlinks(root: Path) -> None:
                 try:
                     resolve_link(rel, target, read_link)
                 except LinkEscape as why:
-                    raise LabError(f"{rel}: symlink points outside the Lab (to {target}): it {why}",
-                                   hint=_LINK_HINT) from None
+                    raise LabError(
+                        f"{rel}: symlink points outside the Lab (to {target}): it {why}", hint=_LINK_HINT
+                    ) from None
             elif entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
 
@@ -117,8 +120,11 @@ def check_real_dirs(root: Path, dirs: Iterable[str]) -> None:
             continue
         if stat.S_ISLNK(mode):
             target = os.readlink(path)
-            raise LabError(f"{rel}: is a symlink (to {target}) where the Lab must have a directory "
-                           "(the sync writes into it on the target)", hint=_LINK_HINT)
+            raise LabError(
+                f"{rel}: is a symlink (to {target}) where the Lab must have a directory "
+                "(the sync writes into it on the target)",
+                hint=_LINK_HINT,
+            )
 
 
 def parent_dirs(rel: str) -> list[str]:
@@ -131,8 +137,14 @@ def parent_dirs(rel: str) -> list[str]:
 
 
 def kind_of(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
         if test(mode):
             return name
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
@@ -174,8 +186,9 @@ def read_json_file(path: Path, where: str, what: str) -> Any:
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fd).st_size
         if size > MAX_METADATA_BYTES:
-            raise LabError(f"{where}: {what} is {size} bytes; Lab metadata may be at most "
-                           f"{MAX_METADATA_BYTES >> 20} MiB")
+            raise LabError(
+                f"{where}: {what} is {size} bytes; Lab metadata may be at most {MAX_METADATA_BYTES >> 20} MiB"
+            )
         try:
             data = fh.read(MAX_METADATA_BYTES + 1)
         except OSError as exc:
@@ -240,8 +253,9 @@ def check_file(path: Path, rel: str, sha256: str, on_chunk: Callable[[int, str],
     return None
 
 
-def verify_files(root: Path, files: Iterable[tuple[str, str]],
-                 progress: Callable[[int, int, str], None] | None = None) -> None:
+def verify_files(
+    root: Path, files: Iterable[tuple[str, str]], progress: Callable[[int, int, str], None] | None = None
+) -> None:
     """Re-hash (path, sha256) pairs under root; one LabError naming the first failure."""
     files = list(files)
     total = sum(size_or_zero(root / rel) for rel, _ in files)

@@ -10,7 +10,6 @@ from typing import Any
 
 from repx_tui.backend.errors import LabError
 
-
 # ----------------------------------------------------------------------------------- model
 
 

@@ -116,8 +116,11 @@ def _sha256(fh: IO[bytes]) -> str:
 
 
 def _changed(before: os.stat_result, after: os.stat_result) -> bool:
-    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (after.st_size, after.st_mtime_ns,
-                                                                         after.st_ctime_ns)
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    )
 
 
 def _publish(staging: Path, dest: Path) -> None:
@@ -165,8 +168,9 @@ def _unpack(fh: IO[bytes], tar_path: Path, into: Path) -> None:
     except _TAR_ERRORS as exc:
         raise LabError(f"{tar_path}: cannot unpack Lab tar: {exc}") from None
     except OSError as exc:
-        raise LabError(f"{tar_path}: cannot unpack Lab tar: {exc.strerror or exc}"
-                       + (f" ({exc.filename})" if exc.filename else "")) from None
+        raise LabError(
+            f"{tar_path}: cannot unpack Lab tar: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
 
 
 def _norm(name: str) -> str:
@@ -186,7 +190,7 @@ def _below(name: str, prefix: str) -> str | None:
     name = _norm(name)
     if not prefix or name == prefix:
         return "" if name == prefix else name
-    return name[len(prefix) + 1:] if name.startswith(prefix + "/") else None
+    return name[len(prefix) + 1 :] if name.startswith(prefix + "/") else None
 
 
 def _plan(members: list[tarfile.TarInfo], tar_path: Path) -> list[_Entry]:
@@ -221,8 +225,11 @@ def _plan(members: list[tarfile.TarInfo], tar_path: Path) -> list[_Entry]:
         elif m.islnk():
             source = _below(m.linkname, prefix) if ".." not in m.linkname.split("/") else None
             if not source or kinds.get(source) != "file" or m.linkname.startswith("/"):
-                raise refuse(m, f"is a hard link to '{shorten(m.linkname)}', which escapes the Lab "
-                                "(only earlier regular files of the Lab may be linked)")
+                raise refuse(
+                    m,
+                    f"is a hard link to '{shorten(m.linkname)}', which escapes the Lab "
+                    "(only earlier regular files of the Lab may be linked)",
+                )
             entry = _Entry(m, rel, source)
         kinds[rel] = "dir" if m.isdir() else "link" if m.issym() else "file"
         plan.append(entry)

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from repx_tui.backend.errors import LabError
 from repx_tui.backend.slurmvalues import (
-    control_chars, cpus_error, mem_error, partition_error, sbatch_opts_error, time_error,
+    control_chars,
+    cpus_error,
+    mem_error,
+    partition_error,
+    sbatch_opts_error,
+    time_error,
 )
 
 if TYPE_CHECKING:
@@ -21,8 +26,11 @@ if TYPE_CHECKING:
 
 # Upstream's Nix rejects any other key (validateResourceHints); Rust reads these types.
 HINT_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "mem": mem_error, "cpus": cpus_error, "time": time_error,
-    "partition": partition_error, "sbatch_opts": sbatch_opts_error,
+    "mem": mem_error,
+    "cpus": cpus_error,
+    "time": time_error,
+    "partition": partition_error,
+    "sbatch_opts": sbatch_opts_error,
 }
 MAX_DEPTH = 64  # nesting of params and outputs: deeper than any real Lab, shallow enough for every encoder
 
@@ -33,8 +41,10 @@ def check_job_values(jobs: Mapping[str, Job], runs: Mapping[str, Run]) -> None:
         problem = job_problem(job)
         if problem:
             path, why = problem
-            raise LabError(f"{runs[job.run].metadata_path}: job {job.id}, {path}: {why}",
-                           hint="fix the stage's resource hints or outputs and rebuild the Lab")
+            raise LabError(
+                f"{runs[job.run].metadata_path}: job {job.id}, {path}: {why}",
+                hint="fix the stage's resource hints or outputs and rebuild the Lab",
+            )
 
 
 def job_problem(job: Job) -> tuple[str, str] | None:

@@ -12,17 +12,26 @@ callers that are not front ends (tests, benchmarks).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from repx_tui.backend.auth import Authenticator
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
-    CancelReport, EventSink, JobState, LabPresence, LogChunk, RunPlan, StatusReport, SubmitResult, SyncSummary,
+    CancelReport,
+    EventSink,
+    JobInspection,
+    JobState,
+    LabPresence,
+    LogChunk,
+    PullSummary,
+    RunPlan,
+    StatusReport,
+    SubmitResult,
+    SyncSummary,
     discard,
 )
-from repx_tui.backend.events import JobInspection, PullSummary
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.logs import FOLLOW_TAIL_MAX_BYTES, LogFollower, Stream, list_log_units
@@ -67,7 +76,7 @@ class TargetSession:
             raise TransportError(f"session for {self.target.name} is not connected")
         return self._layout
 
-    async def connect(self) -> "TargetSession":
+    async def connect(self) -> TargetSession:
         """Open the transport (idempotent) and resolve base_path/node_local_path on the target."""
         if self._transport is None:
             self._transport = open_transport(self.target, lambda event: self.emit(event), self.authenticator)
@@ -83,7 +92,7 @@ class TargetSession:
             await self._transport.close()
         self._layout = None
 
-    async def __aenter__(self) -> "TargetSession":
+    async def __aenter__(self) -> TargetSession:
         return await self.connect()
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -164,8 +173,15 @@ class TargetSession:
         from repx_tui.backend.status import StatusWatcher
 
         if self._watcher is None:
-            self._watcher = StatusWatcher(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
-                                          lambda event: self.emit(event), hint_for=self._hint_for())
+            self._watcher = StatusWatcher(
+                self.transport,
+                self.layout,
+                self.require_lab(),
+                self.target,
+                self.scheduler,
+                lambda event: self.emit(event),
+                hint_for=self._hint_for(),
+            )
         return self._watcher
 
     def current_resources(self) -> Resources:
@@ -274,8 +290,9 @@ class TargetSession:
         from repx_tui.backend.cancel import cancel_jobs
 
         await self.connect()
-        report = await cancel_jobs(self.transport, self.layout, self.require_lab(), self.target, self.scheduler,
-                                   list(job_ids), self.emit)
+        report = await cancel_jobs(
+            self.transport, self.layout, self.require_lab(), self.target, self.scheduler, list(job_ids), self.emit
+        )
         self.refresh_soon()
         return report
 
@@ -289,8 +306,9 @@ class TargetSession:
         """A follower of one job's log (or a scatter-gather unit's, `sub` = `branch-0/step-x`)."""
         return LogFollower(self.transport, self.layout, job_id, stream, sub, emit=self.emit)
 
-    async def tail_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None,
-                       lines: int = 50) -> LogChunk | None:
+    async def tail_log(
+        self, job_id: str, stream: Stream = "stdout", sub: str | None = None, lines: int = 50
+    ) -> LogChunk | None:
         """The last `lines` lines, streamed as LogChunk events (memory: one read, whatever N)."""
         await self.connect()
         follower = self.log(job_id, stream, sub)
@@ -299,9 +317,16 @@ class TargetSession:
             raise RepxError(f"no {stream} log yet for {job_id} ({follower.path})", hint="has the job started?")
         return chunk
 
-    async def follow_log(self, job_id: str, stream: Stream = "stdout", sub: str | None = None, *,
-                         tail_lines: int | None = 50, tail_max_bytes: int | None = FOLLOW_TAIL_MAX_BYTES,
-                         stop: asyncio.Event | None = None) -> None:
+    async def follow_log(
+        self,
+        job_id: str,
+        stream: Stream = "stdout",
+        sub: str | None = None,
+        *,
+        tail_lines: int | None = 50,
+        tail_max_bytes: int | None = FOLLOW_TAIL_MAX_BYTES,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         """The tail, then new text as it arrives (by byte offset), until stopped."""
         await self.connect()
         await self.log(job_id, stream, sub).follow(stop, tail_lines=tail_lines, tail_max_bytes=tail_max_bytes)

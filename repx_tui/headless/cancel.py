@@ -25,8 +25,10 @@ def confirm(jobs: list[str], chosen: set[str], target: str) -> bool:
     lines = [f"  {j}{'' if j in chosen else '  (dependant)'}" for j in jobs[:20]]
     shown = "\n".join(lines) + (f"\n  ... and {len(jobs) - 20} more" if len(jobs) > 20 else "")
     dependants = len(jobs) - len(chosen)
-    print(f"Cancel {len(jobs)} job(s) on {target} ({len(chosen)} chosen + {dependants} dependant(s))?\n{shown}",
-          file=sys.stderr)
+    print(
+        f"Cancel {len(jobs)} job(s) on {target} ({len(chosen)} chosen + {dependants} dependant(s))?\n{shown}",
+        file=sys.stderr,
+    )
     answer = input("type 'yes' to cancel: ")
     return answer.strip().lower() in ("y", "yes")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from repx_tui.backend.config import load_config
 from repx_tui.backend.events import EventSink, discard
@@ -21,5 +21,7 @@ async def open_session(args: argparse.Namespace, emit: EventSink = discard) -> A
     target = config.target(getattr(args, "target", None))
     lab = Lab.load(args.lab) if getattr(args, "lab", None) else None
     scheduler = getattr(args, "scheduler", None) or target.scheduler(config.default_scheduler)
-    async with TargetSession(target, emit, lab=lab, scheduler=scheduler, authenticator=TerminalAuthenticator()) as session:
+    async with TargetSession(
+        target, emit, lab=lab, scheduler=scheduler, authenticator=TerminalAuthenticator()
+    ) as session:
         yield session

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from repx_tui.backend.config import Config, embedded_default, xdg_dir
 
@@ -20,7 +20,9 @@ DEMO_OPTIONS: dict[str, Any] = {"image_layers": 3, "log_lines": 40, "log_delay":
 
 
 def demo_dir(args: argparse.Namespace) -> Path:
-    return Path(args.dir).expanduser().absolute() if getattr(args, "dir", None) else xdg_dir("data") / "repx-tui" / "demo"
+    return (
+        Path(args.dir).expanduser().absolute() if getattr(args, "dir", None) else xdg_dir("data") / "repx-tui" / "demo"
+    )
 
 
 async def write_lab(root: Path) -> Path:

@@ -32,9 +32,16 @@ async def main(args: argparse.Namespace) -> int:
     resources = load_resources(args.resources) if scheduler == "slurm" else None
     lab = Lab.load(args.lab)
     return await run_jobs(
-        target, lab, lab.resolve(args.runs), scheduler=scheduler, resources=resources,
-        execution_type=args.execution_type, wait=args.wait, as_json=args.json,
-        allow_missing_runs=args.allow_missing_runs, compress=getattr(args, "compress", "auto"),
+        target,
+        lab,
+        lab.resolve(args.runs),
+        scheduler=scheduler,
+        resources=resources,
+        execution_type=args.execution_type,
+        wait=args.wait,
+        as_json=args.json,
+        allow_missing_runs=args.allow_missing_runs,
+        compress=getattr(args, "compress", "auto"),
     )
 
 
@@ -54,7 +61,10 @@ async def run_jobs(
     """Sync, submit, optionally wait, and print it all; the exit code (1 if anything failed)."""
     async with TargetSession(target, renderer(as_json), lab=lab, scheduler=scheduler) as session:
         result = await session.run(
-            job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
+            job_ids,
+            resources=resources,
+            execution_type=execution_type,
+            allow_missing_runs=allow_missing_runs,
             compress=compress,
         )
         failed = await _wait(session, job_ids) if wait else []

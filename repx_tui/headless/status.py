@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 from repx_tui.backend.events import Event, JobsChanged, StatusReport
 from repx_tui.backend.resources import load_resources

@@ -285,8 +285,10 @@ class RepxApp(WorkflowMixin, App):
             self.submitted(event)
         elif isinstance(event, PullSummary):
             pulled = sum(1 for j in event.jobs if j.status == "pulled")
-            self.notify(f"{pulled} pulled, {len(event.jobs) - pulled} unchanged or not there yet -> {event.dest}",
-                        title="pull done")
+            self.notify(
+                f"{pulled} pulled, {len(event.jobs) - pulled} unchanged or not there yet -> {event.dest}",
+                title="pull done",
+            )
         if isinstance(event, SCREEN_EVENTS):
             self._tell_screens(BackendUpdate, event)
 

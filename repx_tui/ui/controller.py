@@ -231,9 +231,13 @@ class Controller:
             if session is None or session.target != target:
                 from repx_tui.ui.screens.auth import ModalAuthenticator  # a code or password: asked in a modal
 
-                session = TargetSession(target, self.emit, lab=lab,
-                                        scheduler=target.scheduler(self.config.default_scheduler),
-                                        authenticator=ModalAuthenticator(self.app))
+                session = TargetSession(
+                    target,
+                    self.emit,
+                    lab=lab,
+                    scheduler=target.scheduler(self.config.default_scheduler),
+                    authenticator=ModalAuthenticator(self.app),
+                )
                 self._sessions[target.name] = session
             if lab is not None:
                 session.use_lab(lab)

@@ -48,8 +48,10 @@ class GatedLab:
         for job in self.producers:
             script = self.dir / "jobs" / job / "bin" / "stage-A-producer"
             # (the loop also ends when the test's directory is gone: nothing is left behind)
-            script.write_text(script.read_text() + f'echo "$$" >> "{self.starts / job}"\n'
-                              f'while [ ! -e "{self.gate}" ] && [ -d "{self.starts}" ]; do sleep 0.05; done\n')
+            script.write_text(
+                script.read_text() + f'echo "$$" >> "{self.starts / job}"\n'
+                f'while [ ! -e "{self.gate}" ] && [ -d "{self.starts}" ]; do sleep 0.05; done\n'
+            )
         labgen.rewrite_manifest(self.dir)
         self.lab = Lab.load(self.dir)
 
@@ -88,9 +90,17 @@ def group_alive(pgid: int) -> bool:
 
 def wait_running(gated: GatedLab, files: AgentFiles) -> None:
     """Both producers' scripts have started (their executors hold run.lock and wrote pgid)."""
-    wait_until(lambda: all(gated.start_count(j) == 1 and (files.dir / "jobs" / j / "pgid").exists()
-                           and files.states().get(j) == "running" for j in gated.producers),
-               timeout=DEADLINE, interval=0.1, message="producers running")
+    wait_until(
+        lambda: all(
+            gated.start_count(j) == 1
+            and (files.dir / "jobs" / j / "pgid").exists()
+            and files.states().get(j) == "running"
+            for j in gated.producers
+        ),
+        timeout=DEADLINE,
+        interval=0.1,
+        message="producers running",
+    )
 
 
 def kill_agent(files: AgentFiles, whole_group: bool) -> None:
@@ -106,7 +116,10 @@ def kill_agent(files: AgentFiles, whole_group: bool) -> None:
 def cli_status(config: Path, lab_dir: Path, target: str, env: dict | None = None) -> dict:
     result = subprocess.run(
         [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", target, "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
         env={**os.environ, "REPX_CONFIG": str(config), **(env or {})},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -134,13 +147,15 @@ async def test_rerun_adopts_live_executors_and_cancel_still_reaches_them(tmp_pat
     skipped = {s["job"]: s for s in again["skipped"]}
     assert set(gated.producers) <= set(skipped), again
     assert not {s["job"] for s in again["submitted"]} & set(gated.producers)
-    wait_until(lambda: agent_alive(base, gated.lab) and files.pid() != first_agent, timeout=DEADLINE,
-               message="a new agent")
+    wait_until(
+        lambda: agent_alive(base, gated.lab) and files.pid() != first_agent, timeout=DEADLINE, message="a new agent"
+    )
     assert {j: files.pgid(j) for j in gated.producers} == pgids  # the same executors, adopted
 
     doomed, survivor = gated.producers
-    outcomes = await agent.cancel_jobs(LocalTransport(), RemoteLayout(base=str(base)), gated.lab, [doomed],
-                                       emit=lambda e: None)
+    outcomes = await agent.cancel_jobs(
+        LocalTransport(), RemoteLayout(base=str(base)), gated.lab, [doomed], emit=lambda e: None
+    )
     assert [(job, ok) for job, ok, _ in outcomes] == [(doomed, True)]
     wait_until(lambda: files.states()[doomed] == "cancelled", timeout=DEADLINE, message="adopted job cancelled")
     assert not group_alive(pgids[doomed])
@@ -162,8 +177,14 @@ def test_agent_and_job_killed_show_failed_then_run_resumes_the_queue(tmp_path, g
     for job in gated.producers:
         os.killpg(files.pgid(job), signal.SIGKILL)
     # with the agent's own watchers alive, each records its executor's exit status (137)
-    wait_until(lambda: all(files.run_lock_free(j) and (whole_group or (files.dir / "jobs" / j / "rc").exists())
-                           for j in gated.producers), timeout=DEADLINE, message="executors gone")
+    wait_until(
+        lambda: all(
+            files.run_lock_free(j) and (whole_group or (files.dir / "jobs" / j / "rc").exists())
+            for j in gated.producers
+        ),
+        timeout=DEADLINE,
+        message="executors gone",
+    )
 
     status = cli_status(config, gated.dir, "local")
     jobs = by_job(status)
@@ -181,8 +202,12 @@ def test_agent_and_job_killed_show_failed_then_run_resumes_the_queue(tmp_path, g
     again = cli_run(config, gated.dir, "local", *gated.producers)
     assert {s["job"] for s in again["submitted"]} == set(gated.producers)  # a re-run
     simulation = set(gated.lab.runs["simulation"].jobs)
-    wait_until(lambda: all(files.states().get(j) == "succeeded" for j in simulation), timeout=DEADLINE,
-               interval=0.2, message="the whole run succeeded")
+    wait_until(
+        lambda: all(files.states().get(j) == "succeeded" for j in simulation),
+        timeout=DEADLINE,
+        interval=0.2,
+        message="the whole run succeeded",
+    )
     assert all(gated.start_count(j) == 2 for j in gated.producers)
     final = by_job(cli_status(config, gated.dir, "local"))
     assert {final[j]["state"] for j in simulation} == {"succeeded"}
@@ -210,6 +235,10 @@ def test_over_ssh_a_dead_agent_and_job_show_failed_and_run_again(tmp_path, gated
     assert survivor in {s["job"] for s in again["skipped"]}
     gated.gate.touch()
     simulation = set(gated.lab.runs["simulation"].jobs)
-    wait_until(lambda: all(files.states().get(j) == "succeeded" for j in simulation), timeout=DEADLINE,
-               interval=0.2, message="the whole run succeeded")
+    wait_until(
+        lambda: all(files.states().get(j) == "succeeded" for j in simulation),
+        timeout=DEADLINE,
+        interval=0.2,
+        message="the whole run succeeded",
+    )
     assert gated.start_count(doomed) == 2 and gated.start_count(survivor) == 1

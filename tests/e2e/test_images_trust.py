@@ -82,7 +82,11 @@ def cli(config: Path, *args: str, file_size_limit: int | None = None) -> subproc
 
     return subprocess.run(
         [sys.executable, "-m", "repx_tui", *args, "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        preexec_fn=limit,
         env={**os.environ, "REPX_CONFIG": str(config)},
     )
 
@@ -194,8 +198,12 @@ async def test_a_layer_placed_without_a_record_is_checked_once_on_the_target(tmp
     (image,) = Lab.load(lab_dir).images.values()
     layers = image.layers
     assert set(kept) == {f"{layer.digest}-layer.tar" for layer in layers}
-    assert all(text.split()[0] == layer.sha256 for layer in layers for name, text in kept.items()
-               if name.startswith(layer.digest))
+    assert all(
+        text.split()[0] == layer.sha256
+        for layer in layers
+        for name, text in kept.items()
+        if name.startswith(layer.digest)
+    )
     for path in records.iterdir():
         path.unlink()
 
@@ -254,8 +262,12 @@ def test_a_node_local_copy_cut_short_never_gets_its_final_name(tmp_path):
 
     wait_until(lambda: agent_gone(base, lab), timeout=DEADLINE, interval=0.2, message="the limited agent to exit")
     run_job(config, lab_dir, job)
-    wait_until(lambda: (base / "outputs" / job / "repx" / "SUCCESS").exists() or None, timeout=DEADLINE,
-               interval=0.2, message="the job to succeed without the limit")
+    wait_until(
+        lambda: (base / "outputs" / job / "repx" / "SUCCESS").exists() or None,
+        timeout=DEADLINE,
+        interval=0.2,
+        message="the job to succeed without the limit",
+    )
     assert sha256(copy) == big.sha256
 
 
@@ -272,8 +284,9 @@ def test_the_job_checks_shared_layers_that_changed_after_the_sync(tmp_path, chan
     (consumer, *_) = labgen.job_ids(lab_dir, "stage-C-consumer")
     upstream = [m.job_id for m in lab.jobs[consumer].main.inputs if m.job_id]
     # the consumer's upstream jobs run natively, so the image's rootfs is not made before it
-    first = cli(config, "run", *upstream, "--lab", str(lab_dir), "--target", "local", "--headless",
-                "--execution-type", "native")
+    first = cli(
+        config, "run", *upstream, "--lab", str(lab_dir), "--target", "local", "--headless", "--execution-type", "native"
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     run_job(config, lab_dir, consumer)
     layer = image.layers[-1]
@@ -307,8 +320,9 @@ def test_a_layer_writing_through_an_earlier_layers_link_is_refused(tmp_path, lin
     host_dir.mkdir()
     base, node_local = tmp_path / "store", tmp_path / "node"
     # the rootfs is <node>/cache/images/<tag>/rootfs: four levels up is <node> itself
-    target, landed = ((str(host_dir), host_dir / "owned") if link == "absolute"
-                      else ("../../../..", node_local / "owned"))
+    target, landed = (
+        (str(host_dir), host_dir / "owned") if link == "absolute" else ("../../../..", node_local / "owned")
+    )
     append_layers(lab_dir, [("escape", "link", target)], [("escape/owned", "file", "written by the image\n")])
     config = write_config(tmp_path, base, node_local)
     job = producer(lab_dir)

@@ -17,7 +17,7 @@ from repx_tui.backend.events import LogChunk
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.logs import MAX_READ, LogFollower, last_lines, log_path
 from repx_tui.backend.transport.local import LocalTransport
-from tests.e2e.test_status_slurm import E2E_ROOT, REPO, remote, ssh, squeue_state  # noqa: F401 (fixtures)
+from tests.e2e.test_status_slurm import E2E_ROOT, REPO, remote, squeue_state, ssh  # noqa: F401 (fixtures)
 from tests.helpers import async_wait_until, wait_until
 
 
@@ -59,7 +59,7 @@ async def test_follow_shows_lines_as_a_slurm_job_writes_them(remote):
         wait_until(lambda: squeue_state(sid) == "RUNNING", timeout=60, message="job running")
         for i, gate in enumerate(gates):
             gate.touch()
-            await async_wait_until(lambda: f"line-{i}" in text_of(chunks), timeout=20, message=f"line-{i} followed")
+            await async_wait_until(lambda i=i: f"line-{i}" in text_of(chunks), timeout=20, message=f"line-{i} followed")
             assert f"line-{i + 1}" not in text_of(chunks)  # the next line is not written yet
         assert text_of(chunks) == "line-0\nline-1\nline-2\n"
         offsets = [c.offset for c in chunks]

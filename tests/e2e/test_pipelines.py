@@ -28,8 +28,13 @@ EXPECTED_REPORT = "demo-report: run simulation has {jobs} jobs; 2 sums, total 28
 
 def cli(config: Path, *args: str, env: dict | None = None, timeout: float = 150) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "repx_tui", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout,
-        env={**os.environ, "REPX_CONFIG": str(config), **(env or {})}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "repx_tui", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, "REPX_CONFIG": str(config), **(env or {})},
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -76,8 +81,20 @@ def cluster(tmp_path, sshd_target, slurm_available):
     env = {"REPX_SSH_CONFIG": sshd_target["ssh_config"]}
 
     def run(lab_dir: Path, *args: str) -> subprocess.CompletedProcess:
-        return cli(config, "run", *args, "--lab", str(lab_dir), "--target", "cluster", "--resources",
-                   str(resources), "--headless", "--json", env=env)
+        return cli(
+            config,
+            "run",
+            *args,
+            "--lab",
+            str(lab_dir),
+            "--target",
+            "cluster",
+            "--resources",
+            str(resources),
+            "--headless",
+            "--json",
+            env=env,
+        )
 
     def status(lab_dir: Path) -> dict:
         result = cli(config, "status", "--lab", str(lab_dir), "--target", "cluster", "--json", env=env)
@@ -85,9 +102,14 @@ def cluster(tmp_path, sshd_target, slurm_available):
         return json.loads(result.stdout)
 
     yield base, run, status, config, env
-    ids = [sid for lab in (base / "submissions").glob("*") if lab.is_dir()
-           for rec in lab.glob("*.json") for line in rec.read_text().splitlines()
-           if (sid := json.loads(line).get("slurm_id"))]
+    ids = [
+        sid
+        for lab in (base / "submissions").glob("*")
+        if lab.is_dir()
+        for rec in lab.glob("*.json")
+        for line in rec.read_text().splitlines()
+        if (sid := json.loads(line).get("slurm_id"))
+    ]
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True)
 
@@ -225,20 +247,33 @@ def test_cancel_reaches_every_id_recorded_for_a_job(cluster, tmp_path):
     answer = last_json(run(lab_dir, "simulation"))
     (producer,) = labgen.job_ids(lab_dir, "stage-B-producer")
     first = next(s["slurm_id"] for s in answer["submitted"] if s["job"] == producer)
-    dup = subprocess.run(["sbatch", "--parsable", f"--job-name={producer}", "--output=/dev/null", "--wrap=sleep 60"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    dup = subprocess.run(
+        ["sbatch", "--parsable", f"--job-name={producer}", "--output=/dev/null", "--wrap=sleep 60"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     record = base / "submissions" / lab.lab_id / "0-older-client.json"
     record.write_text(json.dumps({"job": producer, "slurm_id": dup, "user": "root"}) + "\n")
-    cancelled = cli(config, "cancel", producer, "--lab", str(lab_dir), "--target", "cluster", "--yes", "--json",
-                    env=env)
+    cancelled = cli(
+        config, "cancel", producer, "--lab", str(lab_dir), "--target", "cluster", "--yes", "--json", env=env
+    )
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     data = json.loads(cancelled.stdout)
     by_job = {r["job"]: r for r in data["results"]}
     # the CLI cancels the job's dependants too, as the TUI's dialog does
     assert set(by_job) == {producer, *lab.dependants(producer)} and by_job[producer]["ok"]
-    wait_until(lambda: not ({first, dup} & set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
-                                                                  text=True).stdout.split())),
-               timeout=30, interval=0.3, message="both copies left the queue")
+    wait_until(
+        lambda: (
+            not (
+                {first, dup}
+                & set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+            )
+        ),
+        timeout=30,
+        interval=0.3,
+        message="both copies left the queue",
+    )
 
 
 # --- 4. Labs do not interfere -----------------------------------------------------------------
@@ -255,8 +290,9 @@ def test_two_labs_on_one_base_path_each_read_their_own_run_metadata(cluster, tmp
     skipped = {s["job"] for s in answer_b["skipped"]}
     assert set(a.jobs) & set(b.jobs) <= skipped  # jobs both Labs share are not submitted twice
     reports = [labgen.job_ids(d, REPORT)[0] for d in (lab_a, lab_b)]
-    wait_until(lambda: all(marker(base, r) for r in reports), timeout=DEADLINE, interval=0.5,
-               message="both reports finished")
+    wait_until(
+        lambda: all(marker(base, r) for r in reports), timeout=DEADLINE, interval=0.5, message="both reports finished"
+    )
     assert report_of(base, lab_a) == EXPECTED_REPORT.format(jobs=7)
     assert report_of(base, lab_b) == EXPECTED_REPORT.format(jobs=9)
     for lab in (a, b):

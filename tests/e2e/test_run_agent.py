@@ -33,12 +33,28 @@ def write_config(path: Path, name: str, base: Path, *, address: str | None = Non
     return path
 
 
-def cli_run(config: Path, lab: Path, target: str, *runs: str, env: dict | None = None,
-            wait: bool = False, expect: int = 0) -> dict:
+def cli_run(
+    config: Path, lab: Path, target: str, *runs: str, env: dict | None = None, wait: bool = False, expect: int = 0
+) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "repx_tui", "run", *runs, "--lab", str(lab), "--target", target,
-         "--headless", "--json", *(["--wait"] if wait else [])],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "repx_tui",
+            "run",
+            *runs,
+            "--lab",
+            str(lab),
+            "--target",
+            target,
+            "--headless",
+            "--json",
+            *(["--wait"] if wait else []),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
         env={**os.environ, "REPX_CONFIG": str(config), **(env or {})},
     )
     assert result.returncode == expect, result.stdout + result.stderr
@@ -76,7 +92,8 @@ def check_results(base: Path, lab: Lab) -> None:
     (report,) = labgen.job_ids(lab.root, "stage-E-report")
     # the report read the simulation's results: it ran after the whole simulation run succeeded
     assert (outputs / report / "out" / "report.txt").read_text() == (
-        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n")
+        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n"
+    )
     done = [json.loads(line) for line in (outputs / "completions.jsonl").read_text().splitlines()]
     assert {d["id"] for d in done if d["s"] == "ok"} == set(lab.jobs)
 
@@ -156,8 +173,12 @@ def test_bwrap_job_runs_inside_the_image_rootfs(tmp_path):
     labgen.rewrite_manifest(lab_dir)
     lab = Lab.load(lab_dir)
     base, node_local = tmp_path / "store", tmp_path / "node"
-    config = write_config(tmp_path / "config.toml", "local", base,
-                          extra=f'node_local_path = "{node_local}"\ndefault_execution_type = "bwrap"')
+    config = write_config(
+        tmp_path / "config.toml",
+        "local",
+        base,
+        extra=f'node_local_path = "{node_local}"\ndefault_execution_type = "bwrap"',
+    )
 
     result = cli_run(config, lab_dir, "local", producer)
     assert [s["job"] for s in result["submitted"]] == [producer]
@@ -180,9 +201,15 @@ async def test_agent_cancel_all_kills_running_groups_and_blocks_the_rest(tmp_pat
     config = write_config(tmp_path / "config.toml", "local", base)
     cli_run(config, lab_dir, "local", "simulation")
     producers = set(labgen.job_ids(lab_dir, "stage-A-producer"))
-    wait_until(lambda: {agent_states(base, lab).get(j) for j in producers} == {"running"}
-               and all((base / "agents" / lab.lab_id / "jobs" / j / "pgid").exists() for j in producers),
-               timeout=DEADLINE, interval=0.1, message="producers running")
+    wait_until(
+        lambda: (
+            {agent_states(base, lab).get(j) for j in producers} == {"running"}
+            and all((base / "agents" / lab.lab_id / "jobs" / j / "pgid").exists() for j in producers)
+        ),
+        timeout=DEADLINE,
+        interval=0.1,
+        message="producers running",
+    )
     pgids = [int((base / "agents" / lab.lab_id / "jobs" / j / "pgid").read_text()) for j in producers]
 
     transport, layout = LocalTransport(), RemoteLayout(base=str(base))

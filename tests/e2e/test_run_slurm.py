@@ -42,9 +42,25 @@ def cluster(tmp_path, sshd_target, slurm_available):
 
     def run(lab_dir: Path, *runs: str) -> dict:
         result = subprocess.run(
-            [sys.executable, "-m", "repx_tui", "run", *runs, "--lab", str(lab_dir), "--target", "cluster",
-             "--resources", str(resources), "--headless", "--json"],
-            capture_output=True, text=True, cwd=REPO, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "repx_tui",
+                "run",
+                *runs,
+                "--lab",
+                str(lab_dir),
+                "--target",
+                "cluster",
+                "--resources",
+                str(resources),
+                "--headless",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
             env={**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]},
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -102,8 +118,12 @@ def test_whole_lab_runs_on_slurm_with_resolved_resources(cluster, tmp_path):
     sg = labgen.job_ids(lab_dir, "stage-D-sum-squares")[0]
     assert scontrol(ids[sg])["CPUs/Task"] == "2"  # the allocation fits a worker
 
-    wait_until(lambda: len(markers(base, lab.jobs)) == len(lab.jobs), timeout=DEADLINE, interval=0.5,
-               message="every job's marker")
+    wait_until(
+        lambda: len(markers(base, lab.jobs)) == len(lab.jobs),
+        timeout=DEADLINE,
+        interval=0.5,
+        message="every job's marker",
+    )
     assert set(markers(base, lab.jobs).values()) == {"SUCCESS"}
     for job in labgen.job_ids(lab_dir, "stage-D-sum-squares"):
         root = base / "outputs" / job
@@ -112,12 +132,16 @@ def test_whole_lab_runs_on_slurm_with_resolved_resources(cluster, tmp_path):
         assert len(list(root.glob("branch-*/step-square/repx/SUCCESS"))) == 3
     (report,) = labgen.job_ids(lab_dir, "stage-E-report")
     assert (base / "outputs" / report / "out" / "report.txt").read_text() == (
-        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n")
+        "demo-report: run simulation has 7 jobs; 2 sums, total 28\n"
+    )
     assert list((base / "outputs" / consumer / "repx").glob("slurm-*.out"))
 
     # one JSON line per SLURM id, appended as sbatch answered
-    records = [json.loads(line) for p in (base / "submissions" / lab.lab_id).glob("*.json")
-               for line in p.read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for p in (base / "submissions" / lab.lab_id).glob("*.json")
+        for line in p.read_text().splitlines()
+    ]
     assert {"lab_id", "user", "host", "time", "job", "slurm_id"} <= set(records[0])
     assert {r["job"]: r["slurm_id"] for r in records} == ids and all(r["user"] == "root" for r in records)
 
@@ -130,8 +154,12 @@ def test_failed_job_gives_fail_and_its_dependants_never_run(cluster, tmp_path):
     failing = labgen.job_ids(lab_dir, "stage-C-consumer")
     downstream = labgen.job_ids(lab_dir, "stage-D-sum-squares")
 
-    wait_until(lambda: set(markers(base, failing).values()) == {"FAIL"} and not in_queue([ids[j] for j in downstream]),
-               timeout=DEADLINE, interval=0.5, message="consumers failed and dependants left the queue")
+    wait_until(
+        lambda: set(markers(base, failing).values()) == {"FAIL"} and not in_queue([ids[j] for j in downstream]),
+        timeout=DEADLINE,
+        interval=0.5,
+        message="consumers failed and dependants left the queue",
+    )
     for job in downstream:
         assert scontrol(ids[job]).get("JobState") == "CANCELLED"  # --kill-on-invalid-dep
         assert not (base / "outputs" / job / "repx" / "job-spec.json").exists()  # the executor never ran
@@ -157,7 +185,11 @@ def test_the_same_lab_in_another_base_path_is_not_mistaken_for_ours(cluster, tmp
     env = {**os.environ, "REPX_CONFIG": str(other), "REPX_SSH_CONFIG": sshd_target["ssh_config"]}
     status = subprocess.run(
         [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster", "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
     )
     assert status.returncode == 0, status.stderr
     states = {j["job"]: j for j in json.loads(status.stdout)["jobs"]}
@@ -165,6 +197,10 @@ def test_the_same_lab_in_another_base_path_is_not_mistaken_for_ours(cluster, tmp
     assert all(j["slurm_id"] is None for j in states.values())
     cancel = subprocess.run(
         [sys.executable, "-m", "repx_tui", "cancel", "@all", "--lab", str(lab_dir), "--target", "cluster", "--yes"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
     )
     assert in_queue(first_ids) == set(first_ids), cancel.stdout + cancel.stderr  # the other base touched nothing

@@ -19,7 +19,8 @@ import pytest
 
 from repx_tui.backend.cancel import cancel_jobs
 from repx_tui.backend.config import Target
-from repx_tui.backend.events import JobsChanged, JobStateKind as K
+from repx_tui.backend.events import JobsChanged
+from repx_tui.backend.events import JobStateKind as K
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.status import LabView, StatusWatcher
 from tests.helpers import async_wait_until, wait_until
@@ -57,8 +58,9 @@ exit "$rc"
 
 async def put(transport, path: str, data: bytes) -> None:
     """Write a file on the target the way a record is written there: complete, then renamed."""
-    await transport.run(["bash", "-c", 'mkdir -p "${1%/*}" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"', "put", path],
-                        input=data)
+    await transport.run(
+        ["bash", "-c", 'mkdir -p "${1%/*}" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"', "put", path], input=data
+    )
 
 
 class Remote:
@@ -87,8 +89,11 @@ class Remote:
         if record:
             self.record[job] = sid
             data = {"lab_id": self.lab_id, "user": "root", "host": "e2e", "time": "now", "jobs": self.record}
-            await put(self.transport, f"{self.base}/submissions/{self.lab_id}/20260101T000000Z-1.json",
-                      json.dumps(data).encode())
+            await put(
+                self.transport,
+                f"{self.base}/submissions/{self.lab_id}/20260101T000000Z-1.json",
+                json.dumps(data).encode(),
+            )
         return sid
 
     def view(self, *jobs: str, deps: dict[str, tuple[str, ...]] | None = None) -> LabView:
@@ -171,7 +176,9 @@ async def test_cancel_shows_cancelled_in_view_and_sacct_and_reports_dependants(r
         watcher = remote.watcher(view)
         await poll_until(watcher, first, lambda s: s.state is K.RUNNING, message="first running")
         events: list = []
-        report = await cancel_jobs(remote.transport, remote.layout, view, None, "slurm", [first, foreign], events.append)
+        report = await cancel_jobs(
+            remote.transport, remote.layout, view, None, "slurm", [first, foreign], events.append
+        )
         by_job = {r.job: r for r in report.results}
         assert by_job[first].ok and by_job[first].slurm_id == sid
         assert not by_job[foreign].ok and "not submitted by this Lab" in by_job[foreign].detail
@@ -194,8 +201,11 @@ async def test_failed_jobs_show_their_exit_code(remote):
     argv = ["sbatch", "--parsable", f"--job-name={unmarked}", "--output=/dev/null", "--chdir=/tmp", "--wrap", "exit 5"]
     raw_sid = (await remote.transport.run(argv)).stdout.strip()
     remote.record[unmarked] = raw_sid
-    await put(remote.transport, f"{remote.base}/submissions/{remote.lab_id}/20260101T000000Z-2.json",
-              json.dumps({"lab_id": remote.lab_id, "user": "root", "jobs": {unmarked: raw_sid}}).encode())
+    await put(
+        remote.transport,
+        f"{remote.base}/submissions/{remote.lab_id}/20260101T000000Z-2.json",
+        json.dumps({"lab_id": remote.lab_id, "user": "root", "jobs": {unmarked: raw_sid}}).encode(),
+    )
     watcher = remote.watcher(remote.view(marked, unmarked))
     failed = await poll_until(watcher, marked, lambda s: s.state.finished, message="marked job ends")
     assert failed.state is K.FAILED and failed.exit_code == 3
@@ -271,6 +281,7 @@ async def test_local_agent_status_cancel_and_headless(tmp_path):
 
     sys.path.insert(0, str(REPO / "tests"))
     import labgen
+
     from repx_tui.backend.lab import Lab
     from repx_tui.backend.transport.local import LocalTransport
 

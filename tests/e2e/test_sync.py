@@ -180,8 +180,12 @@ async def test_connection_killed_mid_layer_then_resync_is_complete(ssh_config, t
 
     def kill_mid_layer(event) -> None:
         events(event)
-        if (isinstance(event, LayerProgress) and not killed and event.action is LayerAction.TRANSFERRED
-                and 0 < event.sent < event.size):
+        if (
+            isinstance(event, LayerProgress)
+            and not killed
+            and event.action is LayerAction.TRANSFERRED
+            and 0 < event.sent < event.size
+        ):
             killed.append(event.digest)
             transport = session.transport
             assert isinstance(transport, SshTransport) and transport.connection is not None
@@ -208,14 +212,16 @@ async def test_layers_in_node_local_path_are_copied_on_the_target(target, tmp_pa
     image = next(iter(lab.images.values()))
     reused = image.layers[0]
     shutil.copy(lab_dir / reused.store_path, node_local / "store" / f"{reused.digest}-layer.tar")
-    target = Target(name=target.name, address=target.address, base_path=target.base_path,
-                    node_local_path=str(node_local))
+    target = Target(
+        name=target.name, address=target.address, base_path=target.base_path, node_local_path=str(node_local)
+    )
     summary, _ = await sync(target, lab_dir)
     actions = {layer.digest: layer for layer in summary.layers}
     assert actions[reused.digest].action is LayerAction.NODE_LOCAL
     assert actions[reused.digest].bytes_sent == 0
     assert summary.phase(Phase.IMAGES).bytes_sent == sum(
-        layer.size for layer in image.layers if layer.digest != reused.digest)
+        layer.size for layer in image.layers if layer.digest != reused.digest
+    )
     assert_synced(lab_dir, Path(target.base_path))
 
 
@@ -231,7 +237,9 @@ async def test_a_corrupt_node_local_layer_is_not_used(tmp_path, lab_dir):
     assert_synced(lab_dir, Path(target.base_path))
 
 
-async def test_unknown_host_key_is_refused_with_its_fingerprint(sshd_target, sshd_auth_count, tmp_path, monkeypatch, lab_dir):
+async def test_unknown_host_key_is_refused_with_its_fingerprint(
+    sshd_target, sshd_auth_count, tmp_path, monkeypatch, lab_dir
+):
     empty_known_hosts = tmp_path / "known_hosts"
     empty_known_hosts.write_text("")
     config = tmp_path / "ssh_config"
@@ -291,7 +299,9 @@ async def test_images_phase_only_takes_the_images_of_the_given_runs(tmp_path):
 
 def _cli(args: list[str], config: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "REPX_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "repx_tui", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "repx_tui", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_headless_sync_json_lines_and_summary(tmp_path, lab_dir):

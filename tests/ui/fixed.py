@@ -77,7 +77,9 @@ def job_states(overrides: dict[int, JobStateKind] | None = None) -> JobsChanged:
                 elapsed=f"00:01:0{n}" if state.finished or state.active else None,
                 node="node1" if state.finished or state == JobStateKind.RUNNING else None,
                 exit_code=1 if state == JobStateKind.FAILED else None,
-                reason="Priority" if state == JobStateKind.QUEUED else ("needs stage-C-consumer" if state == JobStateKind.BLOCKED else None),
+                reason="Priority"
+                if state == JobStateKind.QUEUED
+                else ("needs stage-C-consumer" if state == JobStateKind.BLOCKED else None),
             )
         )
     return JobsChanged(changed=tuple(states))

@@ -156,8 +156,11 @@ async def test_scatter_gather_step_log_is_picked_in_the_logs_screen(local_config
     app = RepxApp(local_config, lab_path=str(lab_path), target="local", runs=["simulation"])
     async with app.run_test(size=(100, 30), message_hook=record) as pilot:
         await async_wait_until(lambda: app.current_mode == "jobs", timeout=60, message="submitted")
-        await async_wait_until(lambda: app.jobs_model.jobs[sum_job].state.state.finished, timeout=90,
-                               message="the scatter-gather job finished")
+        await async_wait_until(
+            lambda: app.jobs_model.jobs[sum_job].state.state.finished,
+            timeout=90,
+            message="the scatter-gather job finished",
+        )
         assert app.jobs_model.jobs[sum_job].state.state == JobStateKind.SUCCEEDED, record.failures()
         table = jobs_table(app)
         table.move_cursor(row=table.get_row_index(sum_job))
@@ -165,8 +168,11 @@ async def test_scatter_gather_step_log_is_picked_in_the_logs_screen(local_config
         logs = app.screen
         assert isinstance(logs, LogsScreen) and logs.sub is None
         await pilot.press("u")
-        picker = await async_wait_until(lambda: isinstance(app.screen, Picker) and app.screen, timeout=20,
-                                        message=f"the unit picker {record.failures()}")
+        picker = await async_wait_until(
+            lambda: isinstance(app.screen, Picker) and app.screen,
+            timeout=20,
+            message=f"the unit picker {record.failures()}",
+        )
         units = [value for value, _label in picker.choices]
         assert units[:2] == ["", "scatter"] and units[-1] == "gather", units
         assert "branch-0/step-square" in units and "branch-1/step-extract" in units

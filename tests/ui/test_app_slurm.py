@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.sshd, pytest.mark.timeout(300)]
 REPORT_SLEEP = 120  # the analysis job sleeps this long, so it is still running when cancelled
 
 
-
 @pytest.fixture
 def slurm_config(tmp_path, monkeypatch, sshd_target, slurm_available):
     config = tmp_path / "config.toml"
@@ -62,25 +61,35 @@ async def test_slurm_run_shows_ids_and_cancels_from_the_table(slurm_config, left
         assert app.current_mode == "jobs"
         await async_wait_until(lambda: app.controller.lab is not None, timeout=30, message="Lab loaded")
         app.controller.run(["simulation", "analysis"], resources=resources)
-        await async_wait_until(lambda: Phase.SUBMIT in {e.phase for e in record.events(PhaseDone)}, timeout=120,
-                               message="sync + sbatch")
+        await async_wait_until(
+            lambda: Phase.SUBMIT in {e.phase for e in record.events(PhaseDone)}, timeout=120, message="sync + sbatch"
+        )
         assert not record.failures()
         table = app.screen.query_one("#jobs")
         states = app.jobs_model.jobs
 
-        await async_wait_until(lambda: all(states[j].state.state == JobStateKind.SUCCEEDED for j in simulation),
-                               timeout=180, message=f"simulation on SLURM {[(j[-20:], states[j].state.state) for j in simulation]}")
+        await async_wait_until(
+            lambda: all(states[j].state.state == JobStateKind.SUCCEEDED for j in simulation),
+            timeout=180,
+            message=f"simulation on SLURM {[(j[-20:], states[j].state.state) for j in simulation]}",
+        )
         for job in simulation:
             slurm_id = states[job].state.slurm_id
             assert slurm_id and slurm_id.split("_")[0].isdigit(), states[job].state
-            await async_wait_until(lambda job=job: table_cell(table, job, "slurm") == states[job].state.slurm_id,
-                                   timeout=5, message="SLURM id in the table")
+            await async_wait_until(
+                lambda job=job: table_cell(table, job, "slurm") == states[job].state.slurm_id,
+                timeout=5,
+                message="SLURM id in the table",
+            )
             assert "succeeded" in table_cell(table, job, "state")
         assert f"{len(simulation)}/{len(simulation)}" in table_cell(table, RUN_KEY_PREFIX + "simulation", "state")
 
         # the analysis job sleeps: cancel it from the table (cursor on its row, c, y)
-        await async_wait_until(lambda: states[report].state.state == JobStateKind.RUNNING, timeout=90,
-                               message=f"report running ({states[report].state})")
+        await async_wait_until(
+            lambda: states[report].state.state == JobStateKind.RUNNING,
+            timeout=90,
+            message=f"report running ({states[report].state})",
+        )
         slurm_id = states[report].state.slurm_id
         screen: JobsScreen = app.screen
         table.move_cursor(row=table.get_row_index(report))
@@ -92,8 +101,11 @@ async def test_slurm_run_shows_ids_and_cancels_from_the_table(slurm_config, left
         assert record.events(JobCancelled)[0].ok, record.events(JobCancelled)
         await pilot.press("escape")
         assert app.screen is screen
-        await async_wait_until(lambda: "cancelled" in table_cell(table, report, "state"), timeout=60,
-                               message=f"cancelled in the table ({states[report].state})")
+        await async_wait_until(
+            lambda: "cancelled" in table_cell(table, report, "state"),
+            timeout=60,
+            message=f"cancelled in the table ({states[report].state})",
+        )
         queue = subprocess.run(["squeue", "-h", "-j", slurm_id, "-o", "%T"], capture_output=True, text=True)
         assert "RUNNING" not in queue.stdout  # really gone from SLURM, not only from the screen
         assert not record.failures()

@@ -27,7 +27,9 @@ async def test_sshd_target_health_pick_and_run(sshd_target, tmp_path, monkeypatc
     app = RepxApp(load_config(), lab_path=str(lab_path))
     async with app.run_test(size=(100, 30), message_hook=record) as pilot:
         health = await async_wait_until(
-            lambda: {h.target: h for h in record.events(TargetHealth)} if len(record.events(TargetHealth)) == 2 else None,
+            lambda: (
+                {h.target: h for h in record.events(TargetHealth)} if len(record.events(TargetHealth)) == 2 else None
+            ),
             timeout=60,
             message="health of both targets",
         )
@@ -38,8 +40,11 @@ async def test_sshd_target_health_pick_and_run(sshd_target, tmp_path, monkeypatc
         await pilot.press("enter")
         assert app.controller.target.name == "cluster" and app.current_mode == "jobs"
         app.controller.run(["simulation"])  # what `repx-tui run` does, on the picked target
-        await async_wait_until(lambda: {e.phase for e in record.events(PhaseDone)} == set(Phase), timeout=90,
-                               message=f"sync+submit over ssh {record.failures()} {[e for e in record.events() if 'Phase' in type(e).__name__]}")
+        await async_wait_until(
+            lambda: {e.phase for e in record.events(PhaseDone)} == set(Phase),
+            timeout=90,
+            message=f"sync+submit over ssh {record.failures()} {[e for e in record.events() if 'Phase' in type(e).__name__]}",
+        )
         await async_wait_until(
             lambda: any(i.state.state.finished for i in app.jobs_model.jobs.values()), timeout=90, message="a job done"
         )

@@ -29,10 +29,14 @@ async def test_demo_runs_every_run_through_sync_into_jobs(isolated_xdg):
     app = demo_app(lab_path, list(lab.runs))
     async with app.run_test(size=(100, 30), message_hook=record) as pilot:
         assert app.current_mode == "sync"
-        await async_wait_until(lambda: app.current_mode == "jobs", timeout=90, message=f"demo submitted {record.failures()}")
+        await async_wait_until(
+            lambda: app.current_mode == "jobs", timeout=90, message=f"demo submitted {record.failures()}"
+        )
         assert {e.phase for e in record.events(PhaseDone)} == set(Phase)
         assert len({e.digest for e in record.events(LayerProgress)}) >= 3
-        await async_wait_until(lambda: app.screen.query_one("#jobs").row_count == len(lab.jobs) + len(lab.runs), timeout=10)
+        await async_wait_until(
+            lambda: app.screen.query_one("#jobs").row_count == len(lab.jobs) + len(lab.runs), timeout=10
+        )
         await pilot.press("q")
 
 

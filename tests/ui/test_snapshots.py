@@ -114,9 +114,19 @@ async def _pull(pilot):
     await async_wait_until(lambda: pilot.app.screen.summary is not None, timeout=5)
 
 
-SCREENS = {"jobs": _jobs, "sync": _sync, "targets": _targets, "cancel": _cancel, "logs": _logs, "units": _units,
-           "efficiency": _efficiency, "inspector": _inspector, "overview": _overview, "pull": _pull,
-           "help": _help}
+SCREENS = {
+    "jobs": _jobs,
+    "sync": _sync,
+    "targets": _targets,
+    "cancel": _cancel,
+    "logs": _logs,
+    "units": _units,
+    "efficiency": _efficiency,
+    "inspector": _inspector,
+    "overview": _overview,
+    "pull": _pull,
+    "help": _help,
+}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -57,8 +57,12 @@ def agent_tree(tmp_path: Path) -> Path:
 def _hold(lock: Path) -> subprocess.Popen:
     """A real process holding lock (like an executor) until its stdin closes; flock runs the
     command only once it holds the lock, so the first line read means "held"."""
-    proc = subprocess.Popen(["flock", "-x", str(lock), "bash", "-c", "echo held; exec cat >/dev/null"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["flock", "-x", str(lock), "bash", "-c", "echo held; exec cat >/dev/null"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "held\n"
     return proc
 
@@ -108,8 +112,13 @@ def test_a_run_from_before_run_lock_is_taken_at_its_word(tmp_path):
 
 
 def test_fail_marker_of_a_dead_run_is_its_outcome():
-    snap = RemoteSnapshot(markers={"a": "FAIL"}, exit_codes={"a": 3}, agent={"a": AgentJob("running")},
-                          dead_runs={"a": None}, agent_gone=True)
+    snap = RemoteSnapshot(
+        markers={"a": "FAIL"},
+        exit_codes={"a": 3},
+        agent={"a": AgentJob("running")},
+        dead_runs={"a": None},
+        agent_gone=True,
+    )
     state = merged(snap)["a"]
     assert state.state is K.FAILED and state.exit_code == 3
 

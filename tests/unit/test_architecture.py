@@ -35,19 +35,30 @@ def test_every_event_serialises_to_json():
 
     sample = events.LayerProgress("img", "a" * 64, 10, 5, events.LayerAction.TRANSFERRED)
     data = json.loads(json.dumps(sample.to_json()))
-    assert data == {"event": "LayerProgress", "image": "img", "digest": "a" * 64, "size": 10, "sent": 5,
-                    "action": "transferred", "done": False}
+    assert data == {
+        "event": "LayerProgress",
+        "image": "img",
+        "digest": "a" * 64,
+        "size": 10,
+        "sent": 5,
+        "action": "transferred",
+        "done": False,
+    }
 
 
 def test_backend_does_not_write_labs():
     """demolab is a tool for the demo and the tests: the backend only reads Labs."""
-    users = [str(p.relative_to(BACKEND)) for p in BACKEND.rglob("*.py")
-             if any(n.startswith(("repx_tui.demolab", "repx_tui.demoimage")) for n in _imports(p))]
+    users = [
+        str(p.relative_to(BACKEND))
+        for p in BACKEND.rglob("*.py")
+        if any(n.startswith(("repx_tui.demolab", "repx_tui.demoimage")) for n in _imports(p))
+    ]
     assert users == []
 
 
 def test_no_module_past_600_lines():
     package = BACKEND.parent
-    long = {str(p.relative_to(package)): n for p in package.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 600}
+    long = {
+        str(p.relative_to(package)): n for p in package.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
+    }
     assert long == {}

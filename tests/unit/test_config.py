@@ -69,7 +69,11 @@ def test_remote_tilde_is_kept_for_the_target(tmp_path, monkeypatch):
         ('[targets.c]\nbase_path = "/x"\n', 1, "no address"),
         ('[targets.c]\naddress = "h"\n', 1, "base_path is required"),
         ('[targets.c]\naddress = "h"\nbase_path = "/x\'; rm -rf /"\n', 3, "unsafe"),
-        ('[targets.c]\naddress = "h"\nbase_path = "/x"\n[targets.c.slurm]\nexecution_types = ["vm"]\n', 5, "wrong type"),
+        (
+            '[targets.c]\naddress = "h"\nbase_path = "/x"\n[targets.c.slurm]\nexecution_types = ["vm"]\n',
+            5,
+            "wrong type",
+        ),
     ],
 )
 def test_bad_config_names_file_line_and_key(tmp_path, text, line, words):

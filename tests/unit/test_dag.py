@@ -66,7 +66,8 @@ def test_selection_and_cancel_mean_the_same_everywhere(lab_dir):
     assert set(covered) == {producer} | lab.dependants(producer)
     view = LabView.of(lab)
     assert view.deps[report] == lab.upstream(report) and view.source_runs[report] == {
-        "simulation": tuple(lab.final_jobs("simulation"))}
+        "simulation": tuple(lab.final_jobs("simulation"))
+    }
 
 
 def test_submit_dependencies_split_by_the_allow_missing_runs_choice(lab_dir):

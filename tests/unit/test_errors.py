@@ -12,5 +12,7 @@ def test_summary_falls_back_to_the_last_line():
 
 
 def test_remote_command_error_message_and_hint():
-    err = RemoteCommandError("mkdir -p /x", 1, "mkdir: cannot create directory '/x': Permission denied\n", hint="pick another base_path")
+    err = RemoteCommandError(
+        "mkdir -p /x", 1, "mkdir: cannot create directory '/x': Permission denied\n", hint="pick another base_path"
+    )
     assert "exit 1" in str(err) and "Permission denied" in str(err) and "hint: pick another base_path" in str(err)

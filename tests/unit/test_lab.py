@@ -139,8 +139,9 @@ def test_load_from_a_file_inside_lab(pristine, lab):
     assert Lab.load(pristine / "lab").root == lab.root
 
 
-@pytest.mark.parametrize("prefix,name", [("result", "lab.tar"), ("./", "lab.tar"), ("", "flat.tar"),
-                                         ("any-dir", "lab.tar.gz")])
+@pytest.mark.parametrize(
+    "prefix,name", [("result", "lab.tar"), ("./", "lab.tar"), ("", "flat.tar"), ("any-dir", "lab.tar.gz")]
+)
 def test_load_tar(tmp_path, prefix, name):
     tar = labgen.make_lab_tar(tmp_path, "quick", prefix=prefix, name=name)
     from_dir = Lab.load(tmp_path / "lab-src")
@@ -243,8 +244,9 @@ def _first_job(lab_dir: Path, run: str = "simulation") -> str:
 
 def _rename_job(lab_dir: Path, new_id: str) -> None:
     old = _first_job(lab_dir)
-    labgen.edit_json(lab_dir / "revision/metadata-simulation.json",
-                     lambda d: d["jobs"].update({new_id: d["jobs"].pop(old)}))
+    labgen.edit_json(
+        lab_dir / "revision/metadata-simulation.json", lambda d: d["jobs"].update({new_id: d["jobs"].pop(old)})
+    )
 
 
 def test_not_a_lab(tmp_path):
@@ -270,9 +272,15 @@ def test_bad_json_names_file_line_and_column(quick_lab):
         Lab.load(quick_lab)
 
 
-@pytest.mark.parametrize("path,field", [("lab/lab-metadata.json", "labId"), ("lab/lab-metadata.json", "files"),
-                                        ("revision/metadata-top.json", "gitHash"),
-                                        ("revision/metadata-simulation.json", "name")])
+@pytest.mark.parametrize(
+    "path,field",
+    [
+        ("lab/lab-metadata.json", "labId"),
+        ("lab/lab-metadata.json", "files"),
+        ("revision/metadata-top.json", "gitHash"),
+        ("revision/metadata-simulation.json", "name"),
+    ],
+)
 def test_missing_required_field(quick_lab, path, field):
     labgen.edit_json(quick_lab / path, lambda d: d.pop(field))
     with pytest.raises(LabError, match=f"^{re.escape(path)}: required field '{field}' is missing"):
@@ -320,12 +328,16 @@ def test_unsafe_job_ids(quick_lab, bad_id):
         Lab.load(quick_lab)
 
 
-@pytest.mark.parametrize("bad_path,message", [("/etc/passwd", "is absolute"), ("jobs/../../x", "contains '..'"),
-                                              ("jobs/a b/run", "contains whitespace")])
+@pytest.mark.parametrize(
+    "bad_path,message",
+    [("/etc/passwd", "is absolute"), ("jobs/../../x", "contains '..'"), ("jobs/a b/run", "contains whitespace")],
+)
 def test_unsafe_executable_paths(quick_lab, bad_path, message):
     job = _first_job(quick_lab)
-    labgen.edit_json(quick_lab / "revision/metadata-simulation.json",
-                     lambda d: d["jobs"][job]["executables"]["main"].update(path=bad_path))
+    labgen.edit_json(
+        quick_lab / "revision/metadata-simulation.json",
+        lambda d: d["jobs"][job]["executables"]["main"].update(path=bad_path),
+    )
     with pytest.raises(LabError, match=re.escape(message)):
         Lab.load(quick_lab)
 
@@ -344,8 +356,10 @@ def test_missing_image_dir(quick_lab):
 
 def test_unknown_dependency(quick_lab):
     c = labgen.job_ids(quick_lab, C)[0]
-    labgen.edit_json(quick_lab / "revision/metadata-simulation.json",
-                     lambda d: d["jobs"][c]["executables"]["main"]["inputs"][0].update(job_id="0" * 32 + "-gone-1.1"))
+    labgen.edit_json(
+        quick_lab / "revision/metadata-simulation.json",
+        lambda d: d["jobs"][c]["executables"]["main"]["inputs"][0].update(job_id="0" * 32 + "-gone-1.1"),
+    )
     with pytest.raises(LabError, match=f"job {c} depends on 0{{32}}-gone-1.1, which is not in the Lab"):
         Lab.load(quick_lab)
 
@@ -426,8 +440,18 @@ def test_files_follow_the_upstream_format(pristine):
         for exe in job["executables"].values():
             assert exe["path"].startswith(f"jobs/{job_id}/bin/")
             for mapping in exe["inputs"]:
-                assert set(mapping) == {"type", "job_id", "job_id_template", "source_output", "target_input",
-                                        "source_run", "dependency_type", "source_value", "source", "source_key"}
+                assert set(mapping) == {
+                    "type",
+                    "job_id",
+                    "job_id_template",
+                    "source_output",
+                    "target_input",
+                    "source_run",
+                    "dependency_type",
+                    "source_value",
+                    "source",
+                    "source_key",
+                }
 
 
 def test_files_are_nix_like(pristine):
@@ -448,7 +472,7 @@ def test_image_layers(tmp_path):
     lab.verify()
     (image,) = lab.images.values()
     assert re.fullmatch(r"images/[0-9a-z]{32}-repx-shared-image\.tar", image.path)
-    assert image.tag == image.path[len("images/"):-len(".tar")]
+    assert image.tag == image.path[len("images/") : -len(".tar")]
     assert all(lab.image_for_job(j) == image for j in lab.jobs)
     assert len(image.layers) == 3 and f"{image.path}/manifest.json" in image.meta_files and len(image.meta_files) == 2
     for layer in image.layers:
@@ -496,8 +520,13 @@ class NativeRunner:
         inputs_file.write_text(json.dumps(inputs))
         params = self.lab.root / "jobs" / job.id / f"{job.name[:-4]}-parameters.json"
         script = self.lab.root / job.executables[exe_name].path
-        return subprocess.run([str(script), str(out), str(inputs_file), str(params)],
-                              capture_output=True, text=True, env=self.env, timeout=60)
+        return subprocess.run(
+            [str(script), str(out), str(inputs_file), str(params)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+        )
 
     def common_input(self, mapping) -> str:
         if mapping.type == "inter-run":
@@ -557,8 +586,11 @@ def test_simple_job_script_runs_natively(lab, tmp_path):
     job = lab.jobs[next(j for j in ids(lab, A) if lab.jobs[j].params["count"] == 3)]
     (tmp_path / "inputs.json").write_text("{}")
     params = lab.root / "jobs" / job.id / f"{A}-parameters.json"
-    result = subprocess.run(["bash", str(lab.root / job.main.path), str(tmp_path / "out"),
-                             str(tmp_path / "inputs.json"), str(params)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(lab.root / job.main.path), str(tmp_path / "out"), str(tmp_path / "inputs.json"), str(params)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "numbers.txt").read_text() == "1\n2\n3\n"
 
@@ -575,14 +607,16 @@ def test_whole_lab_runs_natively(lab, tmp_path):
 
 
 def test_fail_logs_and_sleep_options(tmp_path):
-    lab = Lab.load(labgen.make_lab(tmp_path / "lab", "quick", fail_job=C, log_lines=3, log_delay=0,
-                                   sleep_seconds={B: 0.01}))
+    lab = Lab.load(
+        labgen.make_lab(tmp_path / "lab", "quick", fail_job=C, log_lines=3, log_delay=0, sleep_seconds={B: 0.01})
+    )
     runner = NativeRunner(lab, tmp_path / "base")
     for job_id in ids(lab, A) + ids(lab, B):
         result = runner.run(job_id)
         assert result.returncode == 0
         assert [ln for ln in result.stdout.splitlines() if "log line" in ln] == [
-            f"{lab.jobs[job_id].name[:-4]}/main log line {i}/3" for i in (1, 2, 3)]
+            f"{lab.jobs[job_id].name[:-4]}/main log line {i}/3" for i in (1, 2, 3)
+        ]
     assert "sleep 0.01" in (lab.root / lab.jobs[ids(lab, B)[0]].main.path).read_text()
     failed = runner.run(ids(lab, C)[0])
     assert failed.returncode == 3 and "stage-C-consumer/main: injected failure" in failed.stderr

@@ -46,8 +46,13 @@ def one_line_error(call, *args) -> LabError:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "repx_tui", *args], capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT, env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "repx_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
 
 
 def assert_cli_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -66,8 +71,14 @@ def first_job(lab: Path, pname: str = "stage-A-producer") -> str:
 # ------------------------------------------------------------------------ tar members
 
 
-def add(tf: tarfile.TarFile, name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "",
-        mode: int | None = None) -> None:
+def add(
+    tf: tarfile.TarFile,
+    name: str,
+    kind: bytes = tarfile.REGTYPE,
+    data: bytes = b"",
+    link: str = "",
+    mode: int | None = None,
+) -> None:
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.size = kind, link, len(data)
     info.mode = mode if mode is not None else (0o755 if kind == tarfile.DIRTYPE else 0o644)
@@ -116,29 +127,45 @@ def test_symlink_chain_with_long_names_cannot_write_outside(tmp_path, cache):
     assert_nothing_outside(tmp_path, cache, "evil.tar")
 
 
-@pytest.mark.parametrize("members,why", [
-    ([("result/../../escaped", tarfile.REGTYPE, b"x")], "points outside the Lab"),
-    ([("/tmp/escaped-abs", tarfile.REGTYPE, b"x")], "points outside the Lab"),
-    ([("result/jobs/link", tarfile.SYMTYPE, b"", "../../escaped")], "escapes the Lab"),
-    ([("result/jobs/link", tarfile.SYMTYPE, b"", "/tmp")], "escapes the Lab"),
-    # each link stays inside by itself; '..' after following d/s climbs above the Lab
-    ([("result/d/s", tarfile.SYMTYPE, b"", ".."), ("result/t", tarfile.SYMTYPE, b"", "d/s/..")],
-     "escapes the Lab: it leaves the Lab"),
-    ([("result/loop", tarfile.SYMTYPE, b"", "loop/x")], "is a loop of links"),
-    # a link to a directory inside, then a file through it: never written through a link
-    ([("result/jobs/link", tarfile.SYMTYPE, b"", "../store"), ("result/jobs/link/f", tarfile.REGTYPE, b"x")],
-     "would be written through 'jobs/link'"),
-    ([("result/jobs/hard", tarfile.LNKTYPE, b"", "/etc/passwd")], "hard link"),
-    ([("result/jobs/hard", tarfile.LNKTYPE, b"", "result/../../escaped")], "hard link"),
-    ([("other/file", tarfile.REGTYPE, b"x"), ("result/jobs/hard", tarfile.LNKTYPE, b"", "other/file")],
-     "hard link"),
-    ([("result/jobs/hard", tarfile.LNKTYPE, b"", "result/jobs/later"), ("result/jobs/later", tarfile.REGTYPE, b"x")],
-     "hard link"),
-    ([("result/dev/zero", tarfile.CHRTYPE)], "is a character device"),
-    ([("result/dev/fifo", tarfile.FIFOTYPE)], "is a FIFO"),
-    ([("result/readme/x", tarfile.REGTYPE, b"1"), ("result/readme/x", tarfile.SYMTYPE, b"", "../lab")],
-     "names a path the tar already holds"),
-])
+@pytest.mark.parametrize(
+    "members,why",
+    [
+        ([("result/../../escaped", tarfile.REGTYPE, b"x")], "points outside the Lab"),
+        ([("/tmp/escaped-abs", tarfile.REGTYPE, b"x")], "points outside the Lab"),
+        ([("result/jobs/link", tarfile.SYMTYPE, b"", "../../escaped")], "escapes the Lab"),
+        ([("result/jobs/link", tarfile.SYMTYPE, b"", "/tmp")], "escapes the Lab"),
+        # each link stays inside by itself; '..' after following d/s climbs above the Lab
+        (
+            [("result/d/s", tarfile.SYMTYPE, b"", ".."), ("result/t", tarfile.SYMTYPE, b"", "d/s/..")],
+            "escapes the Lab: it leaves the Lab",
+        ),
+        ([("result/loop", tarfile.SYMTYPE, b"", "loop/x")], "is a loop of links"),
+        # a link to a directory inside, then a file through it: never written through a link
+        (
+            [("result/jobs/link", tarfile.SYMTYPE, b"", "../store"), ("result/jobs/link/f", tarfile.REGTYPE, b"x")],
+            "would be written through 'jobs/link'",
+        ),
+        ([("result/jobs/hard", tarfile.LNKTYPE, b"", "/etc/passwd")], "hard link"),
+        ([("result/jobs/hard", tarfile.LNKTYPE, b"", "result/../../escaped")], "hard link"),
+        (
+            [("other/file", tarfile.REGTYPE, b"x"), ("result/jobs/hard", tarfile.LNKTYPE, b"", "other/file")],
+            "hard link",
+        ),
+        (
+            [
+                ("result/jobs/hard", tarfile.LNKTYPE, b"", "result/jobs/later"),
+                ("result/jobs/later", tarfile.REGTYPE, b"x"),
+            ],
+            "hard link",
+        ),
+        ([("result/dev/zero", tarfile.CHRTYPE)], "is a character device"),
+        ([("result/dev/fifo", tarfile.FIFOTYPE)], "is a FIFO"),
+        (
+            [("result/readme/x", tarfile.REGTYPE, b"1"), ("result/readme/x", tarfile.SYMTYPE, b"", "../lab")],
+            "names a path the tar already holds",
+        ),
+    ],
+)
 def test_tar_escapes_are_refused_before_anything_is_written(tmp_path, cache, members, why):
     tar = evil_tar(tmp_path / "evil.tar", members)
     error = one_line_error(Lab.load, tar)
@@ -155,8 +182,11 @@ def append_to_tar(tar: Path, *members: tuple) -> None:
 
 def test_tar_modes_are_sanitised_and_inner_hard_links_kept(tmp_path, cache):
     tar = labgen.make_lab_tar(tmp_path / "src", "quick")
-    append_to_tar(tar, ("result/readme/suid", tarfile.REGTYPE, b"#!/bin/sh\n", "", 0o6777),
-                  ("result/readme/again", tarfile.LNKTYPE, b"", "result/readme/README.md"))
+    append_to_tar(
+        tar,
+        ("result/readme/suid", tarfile.REGTYPE, b"#!/bin/sh\n", "", 0o6777),
+        ("result/readme/again", tarfile.LNKTYPE, b"", "result/readme/README.md"),
+    )
     lab = Lab.load(tar)
     assert stat.S_IMODE(os.lstat(lab.root / "readme" / "suid").st_mode) == 0o755
     assert os.stat(lab.root / "readme" / "again").st_ino == os.stat(lab.root / "readme" / "README.md").st_ino
@@ -288,21 +318,24 @@ def edit_job(lab: Path, pname: str, change) -> str:
     return job
 
 
-@pytest.mark.parametrize("hints,path,problem", [
-    ({"mem": 4096}, "resource_hints.mem", "wrong type (int"),
-    ({"mem": "4 G"}, "resource_hints.mem", "is not a memory size"),
-    ({"cpus": True}, "resource_hints.cpus", "wrong type (bool"),
-    ({"cpus": "2"}, "resource_hints.cpus", "wrong type (str"),
-    ({"cpus": 0}, "resource_hints.cpus", "between 1 and"),
-    ({"time": "2 hours"}, "resource_hints.time", "is not a SLURM time"),
-    ({"time": 60}, "resource_hints.time", "wrong type (int"),
-    ({"partition": "gpu\n#SBATCH --x"}, "resource_hints.partition", "control character"),
-    ({"partition": "a b"}, "resource_hints.partition", "is not a partition name"),
-    ({"sbatch_opts": "--exclusive"}, "resource_hints.sbatch_opts", "must be a list"),
-    ({"sbatch_opts": ["--a\n#SBATCH --b"]}, "resource_hints.sbatch_opts", "control character"),
-    ({"sbatch_opts": [3]}, "resource_hints.sbatch_opts", "wrong type (int"),
-    ({"gpus": 1}, "resource_hints.gpus", "unknown resource hint"),
-])
+@pytest.mark.parametrize(
+    "hints,path,problem",
+    [
+        ({"mem": 4096}, "resource_hints.mem", "wrong type (int"),
+        ({"mem": "4 G"}, "resource_hints.mem", "is not a memory size"),
+        ({"cpus": True}, "resource_hints.cpus", "wrong type (bool"),
+        ({"cpus": "2"}, "resource_hints.cpus", "wrong type (str"),
+        ({"cpus": 0}, "resource_hints.cpus", "between 1 and"),
+        ({"time": "2 hours"}, "resource_hints.time", "is not a SLURM time"),
+        ({"time": 60}, "resource_hints.time", "wrong type (int"),
+        ({"partition": "gpu\n#SBATCH --x"}, "resource_hints.partition", "control character"),
+        ({"partition": "a b"}, "resource_hints.partition", "is not a partition name"),
+        ({"sbatch_opts": "--exclusive"}, "resource_hints.sbatch_opts", "must be a list"),
+        ({"sbatch_opts": ["--a\n#SBATCH --b"]}, "resource_hints.sbatch_opts", "control character"),
+        ({"sbatch_opts": [3]}, "resource_hints.sbatch_opts", "wrong type (int"),
+        ({"gpus": 1}, "resource_hints.gpus", "unknown resource hint"),
+    ],
+)
 def test_job_resource_hints_of_the_wrong_type_or_format(quick_lab, hints, path, problem):
     job = edit_job(quick_lab, "stage-A-producer", lambda j: j["resource_hints"].update(hints))
     error = one_line_error(Lab.load, quick_lab)
@@ -311,16 +344,17 @@ def test_job_resource_hints_of_the_wrong_type_or_format(quick_lab, hints, path, 
 
 
 def test_executable_resource_hints_are_checked_too(quick_lab):
-    job = edit_job(quick_lab, "stage-D-sum-squares",
-                   lambda j: j["executables"]["step-extract"]["resource_hints"].update(mem=512))
+    job = edit_job(
+        quick_lab, "stage-D-sum-squares", lambda j: j["executables"]["step-extract"]["resource_hints"].update(mem=512)
+    )
     error = one_line_error(Lab.load, quick_lab)
     assert error.message.startswith(
-        f"revision/metadata-simulation.json: job {job}, executable step-extract, resource_hints.mem: wrong type")
+        f"revision/metadata-simulation.json: job {job}, executable step-extract, resource_hints.mem: wrong type"
+    )
 
 
 def test_scatter_gather_steps_need_one_final_step(quick_lab):
-    job = edit_job(quick_lab, "stage-D-sum-squares",
-                   lambda j: j["executables"]["step-square"].pop("deps"))
+    job = edit_job(quick_lab, "stage-D-sum-squares", lambda j: j["executables"]["step-square"].pop("deps"))
     error = one_line_error(Lab.load, quick_lab)
     assert error.message.startswith(f"revision/metadata-simulation.json: job {job}, executables: ")
     assert "exactly one final step, not 2" in error.message
@@ -338,15 +372,19 @@ def test_deep_params_and_bad_outputs(quick_lab):
     assert "params: nested more than" in one_line_error(Lab.load, quick_lab).message
     edit_job(quick_lab, "stage-A-producer", lambda j: j["params"].update(deep=nested(10)))
     Lab.load(quick_lab)  # moderate nesting is fine
-    edit_job(quick_lab, "stage-A-producer",
-             lambda j: j["executables"]["main"]["outputs"].update(data_a="$out/a\nb"))
+    edit_job(quick_lab, "stage-A-producer", lambda j: j["executables"]["main"]["outputs"].update(data_a="$out/a\nb"))
     error = one_line_error(Lab.load, quick_lab)
     assert error.message.startswith(f"revision/metadata-simulation.json: job {job}, executable main, outputs.data_a:")
 
 
 def test_null_hints_and_upstream_values_load(quick_lab):
-    edit_job(quick_lab, "stage-A-producer", lambda j: j["resource_hints"].update(
-        mem="4G", cpus=2, time="1-12", partition="batch,debug", sbatch_opts=["--exclusive"]))
+    edit_job(
+        quick_lab,
+        "stage-A-producer",
+        lambda j: j["resource_hints"].update(
+            mem="4G", cpus=2, time="1-12", partition="batch,debug", sbatch_opts=["--exclusive"]
+        ),
+    )
     edit_job(quick_lab, "stage-B-producer", lambda j: j["resource_hints"].update(partition=None))
     job = Lab.load(quick_lab).jobs[first_job(quick_lab)]
     assert job.resource_hints["time"] == "1-12"
@@ -402,13 +440,17 @@ def test_huge_metadata_is_refused_before_reading(quick_lab):
     assert error.message.startswith("revision/metadata-top.json: root metadata is ") and "256 MiB" in error.message
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("[" * 100_000, "nested too deeply"),
-    ('{"a":' * 100_000, "nested too deeply"),
-    ('{"repx_version": ' + "9" * 5000 + "}", "too many digits"),
-    ('{"repx_version": NaN}', "NaN"),
-    (b"\xff\xfe{}", "not UTF-8"),
-], ids=["deep-array", "deep-object", "huge-int", "nan", "not-utf8"])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"a":' * 100_000, "nested too deeply"),
+        ('{"repx_version": ' + "9" * 5000 + "}", "too many digits"),
+        ('{"repx_version": NaN}', "NaN"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+    ids=["deep-array", "deep-object", "huge-int", "nan", "not-utf8"],
+)
 def test_unparsable_metadata_is_one_line(quick_lab, text, problem):
     top = quick_lab / "revision" / "metadata-top.json"
     top.write_bytes(text if isinstance(text, bytes) else text.encode())

@@ -25,21 +25,62 @@ from repx_tui.backend.schedulers.jobspec import sink_step
 from repx_tui.backend.schedulers.slurm import checked_directives, job_directives
 from tests import labgen
 
-SETTINGS = settings(deadline=None, max_examples=120, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    deadline=None,
+    max_examples=120,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 DEEP = "__deep_nesting__"
-ODD_TEXT = ["", ".", "..", "../x", "/etc/passwd", "a b", "$(id)", "x\ny", "\x00", "-rf", "é", "\u2028",
-            "4G", "4096", "00:05:00", "1-12", "--exclusive", "--a\n#SBATCH --b", "x" * 300, "jobs", "@all"]
+ODD_TEXT = [
+    "",
+    ".",
+    "..",
+    "../x",
+    "/etc/passwd",
+    "a b",
+    "$(id)",
+    "x\ny",
+    "\x00",
+    "-rf",
+    "é",
+    "\u2028",
+    "4G",
+    "4096",
+    "00:05:00",
+    "1-12",
+    "--exclusive",
+    "--a\n#SBATCH --b",
+    "x" * 300,
+    "jobs",
+    "@all",
+]
 ABSOLUTE_INSIDE = "<the Lab's own absolute path>/store"
-LINK_TARGETS = ["/etc/passwd", "/dev/zero", "/tmp", "..", "../..", "../bin", ".", "loop", "a/../../..",
-                "store", "../../../store", "lab/lab-metadata.json", "missing", "../../lab/readme"]
+LINK_TARGETS = [
+    "/etc/passwd",
+    "/dev/zero",
+    "/tmp",
+    "..",
+    "../..",
+    "../bin",
+    ".",
+    "loop",
+    "a/../../..",
+    "store",
+    "../../../store",
+    "lab/lab-metadata.json",
+    "missing",
+    "../../lab/readme",
+]
 # Inside the Lab here (the copy is named lab), outside it on a target: drawn as often as all others.
 HERE_ONLY_TARGETS = [ABSOLUTE_INSIDE, "../lab", "../lab/store", "../lab/readme/README.md"]
 
 odd_text = st.one_of(st.text(max_size=12), st.sampled_from(ODD_TEXT))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), odd_text, st.just(DEEP))
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(odd_text, kids, max_size=3),
-                           max_leaves=6)
+json_values = st.recursive(
+    scalars, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(odd_text, kids, max_size=3), max_leaves=6
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +157,22 @@ def mutate_text(lab: Path, data: st.DataObject) -> None:
     rel = data.draw(st.sampled_from(json_files(lab)), label="file")
     text = (lab / rel).read_bytes()
     cut = data.draw(st.integers(0, len(text)), label="cut")
-    raw = data.draw(st.sampled_from([
-        text[:cut], text[:cut] + b"\xff" + text[cut:], b"[" * 100_000, b'{"a":' * 50_000, b"9" * 6000,
-        b"NaN", b"", text.replace(b",", b",\x00", 1), text[:cut] + b"1e999999" + text[cut:],
-    ]), label="text")
+    raw = data.draw(
+        st.sampled_from(
+            [
+                text[:cut],
+                text[:cut] + b"\xff" + text[cut:],
+                b"[" * 100_000,
+                b'{"a":' * 50_000,
+                b"9" * 6000,
+                b"NaN",
+                b"",
+                text.replace(b",", b",\x00", 1),
+                text[:cut] + b"1e999999" + text[cut:],
+            ]
+        ),
+        label="text",
+    )
     replace_file(lab / rel, raw)
 
 
@@ -147,15 +200,24 @@ def snapshot(where: Path) -> set[str]:
 
 def mutate_hints(lab: Path, data: st.DataObject) -> None:
     """A job's or an executable's resource hint set to anything (wrong types, odd strings)."""
-    rel = data.draw(st.sampled_from(sorted(p.relative_to(lab).as_posix() for p in lab.glob("revision/metadata-*.json")
-                                           if p.name != "metadata-top.json")), label="file")
+    rel = data.draw(
+        st.sampled_from(
+            sorted(
+                p.relative_to(lab).as_posix()
+                for p in lab.glob("revision/metadata-*.json")
+                if p.name != "metadata-top.json"
+            )
+        ),
+        label="file",
+    )
     doc = json.loads((lab / rel).read_text())
     job = doc["jobs"][data.draw(st.sampled_from(sorted(doc["jobs"])), label="job")]
     holders = [job] + list(job.get("executables", {}).values())
     holder = data.draw(st.sampled_from(holders), label="holder").setdefault("resource_hints", {})
     key = data.draw(st.sampled_from(["mem", "cpus", "time", "partition", "sbatch_opts", "gpus"]), label="key")
-    holder[key] = data.draw(st.one_of(json_values, st.sampled_from(["4 G", "8GB", "1-0", "a,b", "x y", 0, -1])),
-                            label="hint")
+    holder[key] = data.draw(
+        st.one_of(json_values, st.sampled_from(["4 G", "8GB", "1-0", "a,b", "x y", 0, -1])), label="hint"
+    )
     replace_file(lab / rel, dump(doc, 3).encode())
 
 

@@ -21,13 +21,32 @@ def write(path: Path, data) -> None:
 def test_upstream_minimal_lab_loads(tmp_path):
     root = tmp_path / "result"
     job = "abc123-test-job-1.0"
-    write(root / "lab" / "0123456789abcdef-lab-metadata.json",
-          {"labId": "0123456789abcdef", "lab_version": "1.0.0", "metadata": "0123456789abcdef-metadata.json", "files": []})
-    write(root / "0123456789abcdef-metadata.json",
-          {"repx_version": "0.4.2", "gitHash": "unknown", "runs": ["revision/0123456789abcdef-metadata-test-run.json"]})
-    write(root / "revision" / "0123456789abcdef-metadata-test-run.json",
-          {"name": "test-run", "jobs": {job: {"name": "test-job", "params": {},
-                                              "executables": {"main": {"path": f"jobs/{job}/run.sh", "inputs": [], "outputs": {}}}}}})
+    write(
+        root / "lab" / "0123456789abcdef-lab-metadata.json",
+        {
+            "labId": "0123456789abcdef",
+            "lab_version": "1.0.0",
+            "metadata": "0123456789abcdef-metadata.json",
+            "files": [],
+        },
+    )
+    write(
+        root / "0123456789abcdef-metadata.json",
+        {"repx_version": "0.4.2", "gitHash": "unknown", "runs": ["revision/0123456789abcdef-metadata-test-run.json"]},
+    )
+    write(
+        root / "revision" / "0123456789abcdef-metadata-test-run.json",
+        {
+            "name": "test-run",
+            "jobs": {
+                job: {
+                    "name": "test-job",
+                    "params": {},
+                    "executables": {"main": {"path": f"jobs/{job}/run.sh", "inputs": [], "outputs": {}}},
+                }
+            },
+        },
+    )
     (root / "host-tools" / "default" / "bin").mkdir(parents=True)
     (root / "jobs" / job).mkdir(parents=True)
     (root / "jobs" / job / "run.sh").write_text("#!/bin/sh\n")

@@ -76,19 +76,25 @@ def test_spec_inputs_cover_every_mapping_kind(lab):
 
     sg = build_spec(lab, one(lab, "stage-D"), layout, target, "native", parallel=3)
     assert sg["step_order"] == ["extract", "square"] and sg["sink"] == "square" and sg["parallel"] == 3
-    kinds = {k for e in sg["steps"]["extract"]["inputs"] + sg["steps"]["square"]["inputs"] + sg["gather"]["inputs"]
-             for k in e if k not in ("target", "template")}
+    kinds = {
+        k
+        for e in sg["steps"]["extract"]["inputs"] + sg["steps"]["square"]["inputs"] + sg["gather"]["inputs"]
+        for k in e
+        if k not in ("target", "template")
+    }
     assert kinds == {"item", "job", "step", "worker_outs", "scatter"}
-    global_input = input_entry(lab, lab.jobs[c_job], _mapping(target_input="store__base", type="global",
-                                                              source_value="store_base"), layout)
+    global_input = input_entry(
+        lab, lab.jobs[c_job], _mapping(target_input="store__base", type="global", source_value="store_base"), layout
+    )
     assert global_input == {"target": "store__base", "base": True}
 
 
 def _mapping(**values):
     from repx_tui.backend.lab import InputMapping
 
-    fields = dict.fromkeys(("type", "job_id", "source_output", "source_run", "source_value", "source",
-                            "source_key", "dependency_type"))
+    fields = dict.fromkeys(
+        ("type", "job_id", "source_output", "source_run", "source_value", "source", "source_key", "dependency_type")
+    )
     fields.update(values)
     return InputMapping(raw={}, **fields)
 
@@ -97,8 +103,12 @@ def test_runtime_follows_upstream_order(tmp_path):
     lab = Lab.load(labgen.make_lab(tmp_path / "img", "quick", image_layers=1))
     job = next(iter(lab.jobs))
     plain = Target(name="t", base_path="/b")
-    allowed = Target(name="t", base_path="/b", default_execution_type="bwrap",
-                     local=SchedulerConfig(execution_types=("native", "bwrap")))
+    allowed = Target(
+        name="t",
+        base_path="/b",
+        default_execution_type="bwrap",
+        local=SchedulerConfig(execution_types=("native", "bwrap")),
+    )
     assert resolve_runtime(lab, job, plain, "local", None) == "native"
     assert resolve_runtime(lab, job, allowed, "local", None) == "bwrap"
     assert resolve_runtime(lab, job, plain, "local", "bwrap") == "bwrap"
@@ -113,8 +123,10 @@ def test_sbatch_scripts_carry_directives_and_spec(lab):
     helpers = DeployedHelpers(dir="/srv/base/bin/abc", tools_bin="/srv/base/host-tools/h/bin")
     resources = Resources(
         defaults={"partition": "main", "cpus-per-task": 1, "mem": "1G", "time": "00:10:00"},
-        rules=(Rule(values={"sbatch_opts": ["--comment=x y"], "mem": "2G"}, job_id_glob="*stage-C*"),
-               Rule(values={}, job_id_glob="*stage-D*", worker_resources={"cpus-per-task": 2, "mem": "3G"})),
+        rules=(
+            Rule(values={"sbatch_opts": ["--comment=x y"], "mem": "2G"}, job_id_glob="*stage-C*"),
+            Rule(values={}, job_id_glob="*stage-D*", worker_resources={"cpus-per-task": 2, "mem": "3G"}),
+        ),
     )
     order = lab.topological_order(lab.jobs)
     batch = build_batch(lab, layout, target, order, helpers, resources, None)
@@ -125,9 +137,16 @@ def test_sbatch_scripts_carry_directives_and_spec(lab):
     script = by_id[c_job]["script"]
     lines = script.splitlines()
     assert lines[0] == "#!/bin/sh"
-    for expected in (f"#SBATCH --job-name={c_job}", "#SBATCH --chdir=/tmp", "#SBATCH --partition=main",
-                     "#SBATCH --cpus-per-task=1", "#SBATCH --mem=2G", "#SBATCH --time=00:15:00",  # the Lab hint beats [defaults]
-                     '#SBATCH --comment="x y"', f'#SBATCH --output="/srv/base/outputs/{c_job}/repx/slurm-%j.out"'):
+    for expected in (
+        f"#SBATCH --job-name={c_job}",
+        "#SBATCH --chdir=/tmp",
+        "#SBATCH --partition=main",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=2G",
+        "#SBATCH --time=00:15:00",  # the Lab hint beats [defaults]
+        '#SBATCH --comment="x y"',
+        f'#SBATCH --output="/srv/base/outputs/{c_job}/repx/slurm-%j.out"',
+    ):
         assert expected in lines
     # the spec travels in a heredoc and is valid JSON for exactly this job
     spec = json.loads(lines[lines.index(SPEC_DELIMITER) - 1])
@@ -156,8 +175,9 @@ def _executor(lab: Lab, base: Path, job: str, **spec_changes) -> tuple[subproces
     spec = build_spec(lab, job, layout, Target(name="t", base_path=str(base)), "native")
     spec.update(spec_changes)
     tools = base / "host-tools" / lab.host_tools_dir / "bin"
-    proc = subprocess.Popen(["bash", str(REMOTE / "executor.sh"), str(tools), "/dev/stdin"],
-                            stdin=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["bash", str(REMOTE / "executor.sh"), str(tools), "/dev/stdin"], stdin=subprocess.PIPE, text=True
+    )
     proc.stdin.write(json.dumps(spec))
     proc.stdin.close()
     return proc, base / "outputs" / job
@@ -172,14 +192,21 @@ def test_executor_logs_live_and_leaves_upstream_layout(lab_dir, lab, tmp_path):
     (stale / "FAIL").touch()
     proc, root = _executor(lab, base, job)
     # a line is visible in stdout.log while the job still runs (no exit code yet)
-    wait_until(lambda: (root / "repx" / "stdout.log").is_file() and "log line 1/" in (root / "repx" / "stdout.log").read_text(),
-               timeout=10, message="first log line")
+    wait_until(
+        lambda: (
+            (root / "repx" / "stdout.log").is_file() and "log line 1/" in (root / "repx" / "stdout.log").read_text()
+        ),
+        timeout=10,
+        message="first log line",
+    )
     assert not (root / "repx" / "exit_code").exists() and not (root / "repx" / "FAIL").exists()
     assert proc.wait(timeout=30) == 0
     assert (root / "repx" / "SUCCESS").exists() and (root / "repx" / "exit_code").read_text() == "0"
     assert (root / "out" / "list_b.txt").read_text().split() == ["10", "11", "12"]
     assert json.loads((root / "repx" / "parameters.json").read_text()) == {"count": 3, "start": 10}
-    assert (base / "outputs" / "completions.jsonl").read_text().splitlines() == [json.dumps({"id": job, "s": "ok"}, separators=(",", ":"))]
+    assert (base / "outputs" / "completions.jsonl").read_text().splitlines() == [
+        json.dumps({"id": job, "s": "ok"}, separators=(",", ":"))
+    ]
 
 
 def test_executor_failure_and_internal_error_both_end_in_fail(lab_dir, lab, tmp_path):
@@ -192,7 +219,9 @@ def test_executor_failure_and_internal_error_both_end_in_fail(lab_dir, lab, tmp_
     assert (root / "repx" / "exit_code").read_text() not in ("", "0")
 
     other = one(lab, "stage-B-producer")
-    proc, root = _executor(lab, base, other, main={"path": "/nonexistent/script", "inputs": [{"target": "x", "run": "nope"}]})
+    proc, root = _executor(
+        lab, base, other, main={"path": "/nonexistent/script", "inputs": [{"target": "x", "run": "nope"}]}
+    )
     assert proc.wait(timeout=30) != 0
     assert (root / "repx" / "FAIL").exists()
     lines = [json.loads(x) for x in (base / "outputs" / "completions.jsonl").read_text().splitlines()]
@@ -213,9 +242,15 @@ def test_a_second_executor_of_a_job_waits_for_the_first_and_takes_its_success(la
     wait_until(lambda: runs.exists(), timeout=20, message="the first executor runs the stage")
     said = tmp_path / "second.err"
     with open(said, "w") as err:
-        second = subprocess.Popen(["bash", str(REMOTE / "executor.sh"), str(base / "host-tools" / lab.host_tools_dir
-                                                                            / "bin"), str(root / "repx" / "job-spec.json")],
-                                  stderr=err)
+        second = subprocess.Popen(
+            [
+                "bash",
+                str(REMOTE / "executor.sh"),
+                str(base / "host-tools" / lab.host_tools_dir / "bin"),
+                str(root / "repx" / "job-spec.json"),
+            ],
+            stderr=err,
+        )
     wait_until(lambda: "another executor" in said.read_text(), timeout=20, message="the second one waits")
     gate.touch()
     assert first.wait(timeout=30) == 0

@@ -123,7 +123,10 @@ def test_no_files_means_no_directives(tmp_path):
         ("[defaults]\nstep_resources = 1\n", ":2: defaults.step_resources: unknown key"),
         ('[defaults]\ncpus-per-task = "two"\n', ":2: defaults.cpus-per-task: wrong type"),
         ('[[rules]]\nsbatch_opts = "--x"\n', ":2: rules.sbatch_opts: wrong type"),
-        ('[[rules]]\n[rules.worker_resources]\njob_id_glob = "x"\n', ":3: rules.worker_resources.job_id_glob: unknown key"),
+        (
+            '[[rules]]\n[rules.worker_resources]\njob_id_glob = "x"\n',
+            ":3: rules.worker_resources.job_id_glob: unknown key",
+        ),
     ],
 )
 def test_bad_resources(tmp_path, text, needle):

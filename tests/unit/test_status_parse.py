@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repx_tui.backend.events import JobsChanged, JobStateKind as K
+from repx_tui.backend.events import JobsChanged
+from repx_tui.backend.events import JobStateKind as K
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.status import (
     MARKER_SCRIPT,
@@ -440,7 +441,8 @@ def test_cached_merge_equals_a_full_merge_and_reuses_unchanged_objects():
             markers[j] = rng.choice(["SUCCESS", "FAIL"])
         queue_text = "\n".join(
             sq(str(i), j, rng.choice(["RUNNING", "PENDING"]) if i % 3 == 0 else "PENDING", "0:01", "n", "None", "p")
-            for i, j in enumerate(jobs) if j not in markers
+            for i, j in enumerate(jobs)
+            if j not in markers
         )
         snap = RemoteSnapshot(markers=dict(markers), exit_codes={j: 0 for j in markers})
         queue = queue_by_job(parser.parse(queue_text), run_of)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RemoteCommandError, TransportError
 from repx_tui.backend.transport import LocalTransport, open_transport
-from repx_tui.backend.config import Target
 
 
 @pytest.fixture
@@ -52,9 +52,7 @@ async def test_input_and_timeout(transport):
 
 async def test_stream_delivers_both_streams(transport):
     out, err = bytearray(), bytearray()
-    status = await transport.stream(
-        ["bash", "-c", "echo one; echo two >&2; exit 4"], out.extend, err.extend
-    )
+    status = await transport.stream(["bash", "-c", "echo one; echo two >&2; exit 4"], out.extend, err.extend)
     assert (status, bytes(out), bytes(err)) == (4, b"one\n", b"two\n")
 
 
@@ -70,8 +68,9 @@ async def test_run_with_file_streams_the_file_with_progress(transport, tmp_path:
 async def test_run_with_file_reports_a_command_that_stops_reading(transport, tmp_path: Path):
     src = tmp_path / "big.bin"
     src.write_bytes(b"x" * (8 << 20))
-    result = await transport.run_with_file(["bash", "-c", "head -c 1 >/dev/null; echo no room >&2; exit 4"], src,
-                                           check=False)
+    result = await transport.run_with_file(
+        ["bash", "-c", "head -c 1 >/dev/null; echo no room >&2; exit 4"], src, check=False
+    )
     assert result.exit_status == 4 and "no room" in result.stderr
 
 

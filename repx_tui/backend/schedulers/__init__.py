@@ -8,12 +8,21 @@ running, are skipped, so submitting twice never duplicates work.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
 from repx_tui.backend.events import (
-    EventSink, JobSkipped, JobStateKind, JobSubmitted, Notice, Phase, PhaseDone, PhaseStarted, SubmitResult, discard,
+    EventSink,
+    JobSkipped,
+    JobStateKind,
+    JobSubmitted,
+    Notice,
+    Phase,
+    PhaseDone,
+    PhaseStarted,
+    SubmitResult,
+    discard,
 )
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
@@ -44,7 +53,9 @@ def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
     return SubmitResult(tuple(submitted), tuple(skipped), tuple(errors))
 
 
-def upstream_for_submit(lab: Lab, job_id: str, batch: set[str], allow_missing_runs: bool) -> tuple[list[str], list[str]]:
+def upstream_for_submit(
+    lab: Lab, job_id: str, batch: set[str], allow_missing_runs: bool
+) -> tuple[list[str], list[str]]:
     """(jobs that must be in the batch, queued or succeeded first; jobs waited for only if
     queued). With allow_missing_runs, a source run left out of the batch is waited for when it
     is queued, and otherwise not at all: the user chose to go without it."""
@@ -136,19 +147,37 @@ async def submit(
     order = lab.topological_order(job_ids)
     if scheduler == "slurm":
         result = await slurm.submit_batch(
-            transport, layout, lab, target, order, helpers,
-            resources=resources or Resources(), execution_type=execution_type,
-            allow_missing_runs=allow_missing_runs, emit=emit,
+            transport,
+            layout,
+            lab,
+            target,
+            order,
+            helpers,
+            resources=resources or Resources(),
+            execution_type=execution_type,
+            allow_missing_runs=allow_missing_runs,
+            emit=emit,
         )
     else:
         result = await agent.submit_batch(
-            transport, layout, lab, target, order, helpers, execution_type=execution_type,
-            allow_missing_runs=allow_missing_runs, emit=emit,
+            transport,
+            layout,
+            lab,
+            target,
+            order,
+            helpers,
+            execution_type=execution_type,
+            allow_missing_runs=allow_missing_runs,
+            emit=emit,
         )
-    emit(PhaseDone(
-        phase=Phase.SUBMIT, files_sent=len(result.submitted), seconds=time.monotonic() - started,
-        detail=f"{len(result.submitted)} submitted, {len(result.skipped)} skipped, {len(result.errors)} failed",
-    ))
+    emit(
+        PhaseDone(
+            phase=Phase.SUBMIT,
+            files_sent=len(result.submitted),
+            seconds=time.monotonic() - started,
+            detail=f"{len(result.submitted)} submitted, {len(result.skipped)} skipped, {len(result.errors)} failed",
+        )
+    )
     emit(result)
     return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Sequence
+from collections.abc import Sequence
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
@@ -30,16 +30,23 @@ def agent_dir(layout: RemoteLayout, lab_id: str) -> str:
     return posixpath.join(layout.base, "agents", safe_component(lab_id, "lab id"))
 
 
-def build_dag(lab: Lab, layout: RemoteLayout, target: Target, order: Sequence[str],
-              execution_type: str | None, allow_missing_runs: bool = False) -> dict:
+def build_dag(
+    lab: Lab,
+    layout: RemoteLayout,
+    target: Target,
+    order: Sequence[str],
+    execution_type: str | None,
+    allow_missing_runs: bool = False,
+) -> dict:
     concurrency = target.local.local_concurrency if target.local else None
     batch = set(order)
     jobs = []
     for job_id in order:
         deps, after = upstream_for_submit(lab, job_id, batch, allow_missing_runs)
         runtime = resolve_runtime(lab, job_id, target, "local", execution_type)
-        jobs.append({"id": job_id, "deps": deps, "after": after,
-                     "spec": build_spec(lab, job_id, layout, target, runtime)})
+        jobs.append(
+            {"id": job_id, "deps": deps, "after": after, "spec": build_spec(lab, job_id, layout, target, runtime)}
+        )
     return {"concurrency": concurrency, "jobs": jobs}
 
 
@@ -56,8 +63,14 @@ async def submit_batch(
     emit: EventSink,
 ) -> SubmitResult:
     dag = build_dag(lab, layout, target, order, execution_type, allow_missing_runs)
-    argv = [f"{helpers.tools_bin}/bash", helpers.agent, "submit", helpers.tools_bin, helpers.executor,
-            agent_dir(layout, lab.lab_id)]
+    argv = [
+        f"{helpers.tools_bin}/bash",
+        helpers.agent,
+        "submit",
+        helpers.tools_bin,
+        helpers.executor,
+        agent_dir(layout, lab.lab_id),
+    ]
     result = await transport.run(argv, input=json.dumps(dag).encode(), check=False)
     if not result.ok:
         detail = (result.stderr.strip().splitlines() or [f"exit {result.exit_status}"])[-1]
@@ -79,8 +92,14 @@ async def cancel_jobs(
 
     helpers = await deploy_helpers(transport, layout, lab)
     which = ["--all"] if job_ids is None else [safe_component(j, "job id") for j in job_ids]
-    argv = [f"{helpers.tools_bin}/bash", helpers.agent, "cancel", helpers.tools_bin,
-            agent_dir(layout, lab.lab_id), *which]
+    argv = [
+        f"{helpers.tools_bin}/bash",
+        helpers.agent,
+        "cancel",
+        helpers.tools_bin,
+        agent_dir(layout, lab.lab_id),
+        *which,
+    ]
     result = await transport.run(argv, check=False)
     if not result.ok:
         raise SchedulerError(f"cancelling on the agent failed: {result.stderr.strip() or result.exit_status}")

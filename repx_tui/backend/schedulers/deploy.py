@@ -117,8 +117,14 @@ async def deploy_helpers(transport: Transport, layout: RemoteLayout, lab: Lab) -
     gc_dir, gc_link = gc_root(layout, lab)
     manifest = layout.lab_manifest(lab.lab_id)  # the Lab's own manifest: GC keeps exactly this Lab
     result = await transport.run_script(
-        _DEPLOY_SCRIPT, dest, gc_dir, gc_link, manifest, *host_tools_candidates(layout, lab),
-        input=_tar(sources), check=False,
+        _DEPLOY_SCRIPT,
+        dest,
+        gc_dir,
+        gc_link,
+        manifest,
+        *host_tools_candidates(layout, lab),
+        input=_tar(sources),
+        check=False,
     )
     if not result.ok:
         detail = result.stderr.strip() or f"exit {result.exit_status}"

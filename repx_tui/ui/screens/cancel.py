@@ -49,7 +49,9 @@ class CancelScreen(ModalScreen[bool]):
             table.add_row(fmt.short_id(job_id), info.run if info else "", why, state, key=job_id)
         dependants = len(self.jobs) - len(self.requested & set(self.jobs))
         self.query_one("#cancel-title", Static).update(
-            Text.from_markup(f"[b]Cancel {len(self.jobs)} job(s)?[/b]  ({len(self.requested)} selected + {dependants} dependant(s))")
+            Text.from_markup(
+                f"[b]Cancel {len(self.jobs)} job(s)?[/b]  ({len(self.requested)} selected + {dependants} dependant(s))"
+            )
         )
         self.query_one("#cancel-help", Static).update("[b]y[/b]/Enter: cancel them   [b]n[/b]/Esc: keep them")
 
@@ -80,7 +82,9 @@ class CancelScreen(ModalScreen[bool]):
         table.update_cell(event.job, "outcome", cell, update_width=True)
         done = sum(1 for j in self.jobs if j in self.outcomes)
         failed = sum(1 for o in self.outcomes.values() if not o.ok)
-        self.query_one("#cancel-help", Static).update(f"{done}/{len(self.jobs)} answered, {failed} failed.  Esc/Enter: close")
+        self.query_one("#cancel-help", Static).update(
+            f"{done}/{len(self.jobs)} answered, {failed} failed.  Esc/Enter: close"
+        )
 
     def action_close(self) -> None:
         self.dismiss(self.confirmed)

@@ -33,7 +33,9 @@ def bindings_table(title: str, bindings, extra=()) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
-    seen: set[tuple[str, str | None]] = {(key, None) for key, _text in extra}  # a key explained below is not listed twice
+    seen: set[tuple[str, str | None]] = {
+        (key, None) for key, _text in extra
+    }  # a key explained below is not listed twice
     for b in bindings:
         b = b if isinstance(b, Binding) else Binding(*b)
         if (b.key, b.action) in seen or (b.key, None) in seen:

@@ -174,7 +174,11 @@ class LogsScreen(Screen):
         self._update_status()
 
     def _update_status(self) -> None:
-        mode = Text(" FOLLOWING ", style="bold black on green") if self.following else Text(" PAUSED ", style="bold black on yellow")
+        mode = (
+            Text(" FOLLOWING ", style="bold black on green")
+            if self.following
+            else Text(" PAUSED ", style="bold black on yellow")
+        )
         where = fmt.short_id(self.job_id) + (f"/{self.sub}" if self.sub else "")
         text = Text.assemble(Text(f"{where} ", style="bold"), Text(f"[{self.stream}] ", style="cyan"), mode)
         count = len(self.lines[self.stream])
