@@ -116,19 +116,26 @@ def main() -> int:
     inc, naive = r["incremental"], r["naive"]
     ratio = naive["median_ms"] / inc["median_ms"]
     if args.markdown:
-        print("| jobs | incremental median / min (ms) | jobs emitted | naive median / min (ms) | jobs emitted "
-              "| naive / incremental (median) |")
+        print(
+            "| jobs | incremental median / min (ms) | jobs emitted | naive median / min (ms) | jobs emitted "
+            "| naive / incremental (median) |"
+        )
         print("|---:|---:|---:|---:|---:|---:|")
-        print(f"| {args.jobs} | {inc['median_ms']:.1f} / {inc['min_ms']:.1f} | {inc['emitted']:.0f} "
-              f"| {naive['median_ms']:.1f} / {naive['min_ms']:.1f} | {naive['emitted']:.0f} | {ratio:.1f}x |")
+        print(
+            f"| {args.jobs} | {inc['median_ms']:.1f} / {inc['min_ms']:.1f} | {inc['emitted']:.0f} "
+            f"| {naive['median_ms']:.1f} / {naive['min_ms']:.1f} | {naive['emitted']:.0f} | {ratio:.1f}x |"
+        )
     else:
         print(f"{args.jobs} jobs, median of {args.repeat} refreshes, Python {platform.python_version()}")
-        print(f"  incremental: median {inc['median_ms']:7.1f} ms, min {inc['min_ms']:7.1f} ms, "
-              f"{inc['emitted']:.0f} jobs emitted per refresh")
-        print(f"  naive:       median {naive['median_ms']:7.1f} ms, min {naive['min_ms']:7.1f} ms, "
-              f"{naive['emitted']:.0f} jobs emitted per refresh")
-        print(f"  naive / incremental: {ratio:.1f}x; target <= 50 ms: "
-              f"{'met' if inc['median_ms'] <= 50 else 'NOT met'}")
+        print(
+            f"  incremental: median {inc['median_ms']:7.1f} ms, min {inc['min_ms']:7.1f} ms, "
+            f"{inc['emitted']:.0f} jobs emitted per refresh"
+        )
+        print(
+            f"  naive:       median {naive['median_ms']:7.1f} ms, min {naive['min_ms']:7.1f} ms, "
+            f"{naive['emitted']:.0f} jobs emitted per refresh"
+        )
+        print(f"  naive / incremental: {ratio:.1f}x; target <= 50 ms: {'met' if inc['median_ms'] <= 50 else 'NOT met'}")
     return 0
 
 
