@@ -177,7 +177,7 @@ class Transport(abc.ABC):
         if result.exit_status != 0:
             raise RemoteCommandError(quote_argv(argv), result.exit_status, result.stderr, hint)
 
-    async def __aenter__(self) -> "Transport":
+    async def __aenter__(self) -> Transport:
         await self.connect()
         return self
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from repx_tui.backend.errors import TransportError
 from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, Transport
@@ -46,7 +46,7 @@ class LocalTransport(Transport):
         proc = await self._spawn(argv, stdin=input is not None)
         try:
             out, err = await asyncio.wait_for(proc.communicate(input), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise TransportError(f"command timed out after {timeout} s: {argv[0]}") from None
