@@ -212,3 +212,24 @@ def test_encoded_frames_decode_with_the_targets_tools_to_the_same_bytes(tmp_path
 def test_encoding_with_an_unknown_codec_is_refused(tmp_path):
     with pytest.raises(SyncError, match="unknown layer codec"):
         compress.encode(tmp_path, "lzma", 1, 1)
+
+
+# --- the option on the command line and in the TUI's run options --------------------------------
+
+
+def test_compress_option_of_sync_and_run_reaches_the_tuis_run_options(tmp_path, monkeypatch):
+    from repx_tui.backend.config import load_config
+    from repx_tui.cli import build_parser
+    from repx_tui.headless.tui import run_options
+
+    parser = build_parser()
+    assert parser.parse_args(["sync", "--lab", "L"]).compress == "auto"
+    assert parser.parse_args(["sync", "--lab", "L", "--compress", "off"]).compress == "off"
+    args = parser.parse_args(["run", "simulation", "--lab", "L", "--compress", "on", "--scheduler", "local"])
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[targets.local]\nbase_path = "{tmp_path}/base"\n')
+    monkeypatch.setenv("REPX_CONFIG", str(config_file))
+    assert run_options(args, load_config(), "local")["compress"] == "on"
+    with pytest.raises(SystemExit) as bad:
+        parser.parse_args(["sync", "--lab", "L", "--compress", "sometimes"])
+    assert bad.value.code == 2
