@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import tarfile
 import tempfile
@@ -38,21 +37,69 @@ SCATTER_ITEMS = 3
 
 # Tool -> the package it would come from in a real (Nix) Lab; only used to name store files.
 HOST_TOOLS: dict[str, str] = {
-    "bash": "bash", "jq": "jq",
-    **{t: "coreutils" for t in (
-        "cat", "mkdir", "mv", "rm", "ln", "ls", "sha256sum", "stat", "sort", "head", "tail", "wc",
-        "date", "sleep", "env", "tr", "cut", "id", "df", "nproc", "touch", "chmod", "dirname",
-        "basename", "readlink", "timeout", "mktemp", "cp", "seq", "printf", "whoami", "realpath",
-    )},
-    "flock": "util-linux", "setsid": "util-linux", "kill": "procps",
-    "tar": "gnutar", "find": "findutils", "xargs": "findutils", "sed": "gnused", "grep": "gnugrep",
-    "rsync": "rsync", "bwrap": "bubblewrap",
+    "bash": "bash",
+    "jq": "jq",
+    **{
+        t: "coreutils"
+        for t in (
+            "cat",
+            "mkdir",
+            "mv",
+            "rm",
+            "ln",
+            "ls",
+            "sha256sum",
+            "stat",
+            "sort",
+            "head",
+            "tail",
+            "wc",
+            "date",
+            "sleep",
+            "env",
+            "tr",
+            "cut",
+            "id",
+            "df",
+            "nproc",
+            "touch",
+            "chmod",
+            "dirname",
+            "basename",
+            "readlink",
+            "timeout",
+            "mktemp",
+            "cp",
+            "seq",
+            "printf",
+            "whoami",
+            "realpath",
+        )
+    },
+    "flock": "util-linux",
+    "setsid": "util-linux",
+    "kill": "procps",
+    "tar": "gnutar",
+    "find": "findutils",
+    "xargs": "findutils",
+    "sed": "gnused",
+    "grep": "gnugrep",
+    "rsync": "rsync",
+    "bwrap": "bubblewrap",
 }
 # Tools the image's rootfs does not need (they run on the host side of a container).
 _NOT_IN_IMAGE = {"rsync", "bwrap"}
 _MAPPING_KEYS = (
-    "dependency_type", "job_id", "job_id_template", "source", "source_key", "source_output",
-    "source_run", "source_value", "target_input", "type",
+    "dependency_type",
+    "job_id",
+    "job_id_template",
+    "source",
+    "source_key",
+    "source_output",
+    "source_run",
+    "source_value",
+    "target_input",
+    "type",
 )
 
 
@@ -147,8 +194,9 @@ def _mapping(target_input: str, **values: Any) -> dict[str, Any]:
 
 
 def _intra(upstream: _Stage, output: str, target: str) -> dict[str, Any]:
-    return _mapping(target, type="intra-pipeline", job_id=upstream.id,
-                    job_id_template=upstream.pname, source_output=output)
+    return _mapping(
+        target, type="intra-pipeline", job_id=upstream.id, job_id_template=upstream.pname, source_output=output
+    )
 
 
 def _stage_b() -> _Stage:
@@ -167,8 +215,12 @@ def _stage_a(count: int) -> _Stage:
 
 def _stage_c(a: _Stage, b: _Stage) -> _Stage:
     body = 'cat "${inputs[data_a]}" "${inputs[list_b]}" > "$out/combined_list.txt"'
-    exe = _Exe("main", body, inputs=[_intra(a, "data_a", "data_a"), _intra(b, "raw_output", "list_b")],
-               outputs={"combined_list": "$out/combined_list.txt"})
+    exe = _Exe(
+        "main",
+        body,
+        inputs=[_intra(a, "data_a", "data_a"), _intra(b, "raw_output", "list_b")],
+        outputs={"combined_list": "$out/combined_list.txt"},
+    )
     return _Stage("stage-C-consumer", {}, [exe], [a.id, b.id], resource_hints={"time": "00:15:00"})
 
 
@@ -189,21 +241,45 @@ echo "$total" > "$out/total.txt\""""
 def _stage_d(c: _Stage) -> _Stage:
     numbers = _intra(c, "combined_list", "number_list_file")
     exes = [
-        _Exe("scatter", _SCATTER, inputs=[numbers],
-             outputs={"work__items": "$out/work_items.json", "worker__arg": {"index": 0}}),
-        _Exe("step-extract", _EXTRACT, inputs=[_mapping("worker__item", source="scatter:work_item"), numbers],
-             outputs={"extracted_number": "$out/number.txt"},
-             resource_hints={"cpus": 1, "mem": "512M", "time": "00:05:00"}),
-        _Exe("step-square", _SQUARE, deps=["extract"],
-             inputs=[_mapping("extracted_number", source="step:extract", source_output="extracted_number")],
-             outputs={"squared": "$out/squared.txt"}),
-        _Exe("gather", _GATHER, outputs={"sum_of_squares": "$out/total.txt"},
-             inputs=[_mapping("worker__outs", source="runner:worker_outputs", source_key="squared"),
-                     _mapping("work__items", job_id="self", source_output="work__items")],
-             resource_hints={"cpus": 1, "mem": "1G", "time": "00:10:00"}),
+        _Exe(
+            "scatter",
+            _SCATTER,
+            inputs=[numbers],
+            outputs={"work__items": "$out/work_items.json", "worker__arg": {"index": 0}},
+        ),
+        _Exe(
+            "step-extract",
+            _EXTRACT,
+            inputs=[_mapping("worker__item", source="scatter:work_item"), numbers],
+            outputs={"extracted_number": "$out/number.txt"},
+            resource_hints={"cpus": 1, "mem": "512M", "time": "00:05:00"},
+        ),
+        _Exe(
+            "step-square",
+            _SQUARE,
+            deps=["extract"],
+            inputs=[_mapping("extracted_number", source="step:extract", source_output="extracted_number")],
+            outputs={"squared": "$out/squared.txt"},
+        ),
+        _Exe(
+            "gather",
+            _GATHER,
+            outputs={"sum_of_squares": "$out/total.txt"},
+            inputs=[
+                _mapping("worker__outs", source="runner:worker_outputs", source_key="squared"),
+                _mapping("work__items", job_id="self", source_output="work__items"),
+            ],
+            resource_hints={"cpus": 1, "mem": "1G", "time": "00:10:00"},
+        ),
     ]
-    return _Stage("stage-D-sum-squares", {}, exes, [c.id], stage_type="scatter-gather",
-                  resource_hints={"cpus": 1, "mem": "256M", "time": "00:02:00"})
+    return _Stage(
+        "stage-D-sum-squares",
+        {},
+        exes,
+        [c.id],
+        stage_type="scatter-gather",
+        resource_hints={"cpus": 1, "mem": "256M", "time": "00:02:00"},
+    )
 
 
 def _stage_scale(index: int, parent: _Stage) -> _Stage:
@@ -228,8 +304,9 @@ echo "${params[title]}: run $run has $jobs jobs; $sums sums, total $total" > "$o
 
 
 def _stage_e(simulation_ids: list[str]) -> _Stage:
-    mapping = _mapping("metadata__simulation", type="inter-run", source_run="simulation",
-                       dependency_type="hard", job_id=None)
+    mapping = _mapping(
+        "metadata__simulation", type="inter-run", source_run="simulation", dependency_type="hard", job_id=None
+    )
     base = _mapping("store__base", type="global", source_value="store_base")
     exe = _Exe("main", _REPORT, inputs=[mapping, base], outputs={"report": "$out/report.txt"})
     return _Stage("stage-E-report", {"title": "demo-report"}, [exe], simulation_ids)
@@ -261,78 +338,6 @@ def plan_runs(options: DemoOptions) -> dict[str, list[_Stage]]:
     if "analysis" in wanted:
         plans["analysis"] = [_stage_e([s.id for s in plans["simulation"]])]
     return plans
-
-
-# --------------------------------------------------------------------------- stage scripts
-
-_PREAMBLE = r"""#!/usr/bin/env bash
-# RepX demo stage __LABEL__
-# Calling convention: <script> <out_dir> <inputs.json> <parameters.json>
-set -euo pipefail
-if [ "$#" -ne 3 ]; then
-  echo "usage: $0 <out_dir> <inputs.json> <parameters.json>" >&2
-  exit 64
-fi
-out="$1"
-declare -A inputs=() params=()
-# One jq run for both files: jq's start-up time dominates these tiny stages.
-entries=$(jq -r -n 'input as $i | input as $p
-  | if ($i | type) != "object" or ($p | type) != "object" then error("not a JSON object") else empty end,
-    ($i | to_entries[] | ["i", .key, (.value | if type == "string" then . else tojson end)] | @tsv),
-    ($p | to_entries[] | ["p", .key, (.value | if type == "string" then . else tojson end)] | @tsv)' "$2" "$3") \
-  || { echo "__LABEL__: $2 and $3 must hold JSON objects" >&2; exit 65; }
-while IFS=$'\t' read -r kind key value; do
-  case "$kind" in
-    i) inputs["$key"]="$value" ;;
-    p) params["$key"]="$value" ;;
-  esac
-done <<< "$entries"
-for key in "${!inputs[@]}"; do
-  [ -e "${inputs[$key]}" ] || { echo "__LABEL__: input '$key' not found: ${inputs[$key]}" >&2; exit 66; }
-done
-mkdir -p "$out"
-# Like upstream: start from an empty $out, but keep SLURM's own log files.
-find "$out" -mindepth 1 -maxdepth 1 ! -name 'slurm-*.out' -exec rm -rf {} +
-cd "$out"
-echo "__LABEL__: started with ${#params[@]} parameter(s), ${#inputs[@]} input(s)" >&2
-"""
-
-
-def _script(stage: _Stage, exe: _Exe, options: DemoOptions) -> str:
-    label = f"{stage.pname}/{exe.name}"
-    parts = [_PREAMBLE.replace("__LABEL__", label)]
-    if options.log_lines > 0:
-        pause = f"; sleep {options.log_delay}" if options.log_delay > 0 else ""
-        parts.append(f'for ((line = 1; line <= {options.log_lines}; line++)); do '
-                     f'echo "{label} log line $line/{options.log_lines}"{pause}; done\n')
-    seconds = _sleep_for(stage, options)
-    if seconds > 0:
-        parts.append(f"sleep {seconds}\n")
-    if _fails(stage, exe, options):
-        failure = f'echo "{label}: injected failure (demo fail_job)" >&2\nexit 3\n'
-        if options.fail_unless:
-            failure = f"if [ ! -e {shlex.quote(options.fail_unless)} ]; then\n{failure}fi\n"
-        parts.append(failure)
-    parts.append(exe.body.rstrip("\n") + "\n")
-    parts.append(f'echo "{label}: done"\n')
-    return "".join(parts)
-
-
-def _sleep_for(stage: _Stage, options: DemoOptions) -> float:
-    value = options.sleep_seconds
-    if isinstance(value, Mapping):
-        return float(value.get(stage.pname, value.get(stage.id, 0.0)))
-    return float(value)
-
-
-def _fails(stage: _Stage, exe: _Exe, options: DemoOptions) -> bool:
-    if not options.fail_job:
-        return False
-    target, _, exe_name = options.fail_job.partition(":")
-    if target not in (stage.pname, stage.name, stage.id):
-        return False
-    default = "gather" if stage.stage_type == "scatter-gather" else "main"
-    return exe.name == (exe_name or default)
 
 
 # ------------------------------------------------------------------------------- writer
@@ -384,11 +389,13 @@ class _Writer:
             (bin_dir / tool).symlink_to(f"../../../store/{store_name}")
 
     def write_job(self, stage: _Stage) -> dict[str, Any]:
+        from repx_tui.demoscripts import stage_script  # it builds on this module's names
+
         job_dir = f"jobs/{stage.id}"
         executables = {}
         for exe in stage.exes:
             script = f"{job_dir}/bin/{stage.script_name(exe.name)}"
-            self.write_text(script, _script(stage, exe, self.options), 0o755)
+            self.write_text(script, stage_script(stage, exe, self.options), 0o755)
             entry: dict[str, Any] = {"inputs": exe.inputs, "outputs": exe.outputs, "path": script}
             if exe.resource_hints:
                 entry["resource_hints"] = exe.resource_hints
@@ -397,8 +404,12 @@ class _Writer:
             executables[exe.name] = entry
         self.write_text(f"{job_dir}/{stage.pname}-parameters.json", compact_json(stage.params))
         self.write_text(f"{job_dir}/nix-input-dependencies.json", compact_json(sorted(stage.upstream)))
-        job: dict[str, Any] = {"executables": executables, "name": stage.name, "params": stage.params,
-                               "stage_type": stage.stage_type}
+        job: dict[str, Any] = {
+            "executables": executables,
+            "name": stage.name,
+            "params": stage.params,
+            "stage_type": stage.stage_type,
+        }
         if stage.resource_hints:
             job["resource_hints"] = stage.resource_hints
         return job
@@ -407,8 +418,14 @@ class _Writer:
         paths: dict[str, str] = {}
         for run, stages in plans.items():
             deps = {paths["simulation"]: "hard"} if run == "analysis" else {}
-            meta = {"dependencies": deps, "gitHash": self.options.git_hash, "image": image,
-                    "jobs": {s.id: self.write_job(s) for s in stages}, "name": run, "type": "run"}
+            meta = {
+                "dependencies": deps,
+                "gitHash": self.options.git_hash,
+                "image": image,
+                "jobs": {s.id: self.write_job(s) for s in stages},
+                "name": run,
+                "type": "run",
+            }
             text = compact_json(meta)
             paths[run] = self.metadata_name("revision", f"metadata-{run}.json", text)
             self.write_text(paths[run], text)
@@ -416,8 +433,12 @@ class _Writer:
 
     def write_root_metadata(self, run_paths: list[str], runs: list[str]) -> str:
         groups = {g: list(members) for g, members in DEMO_GROUPS.items() if set(members) <= set(runs)}
-        meta: dict[str, Any] = {"gitHash": self.options.git_hash, "repx_version": REPX_VERSION,
-                                "runs": run_paths, "type": "root"}
+        meta: dict[str, Any] = {
+            "gitHash": self.options.git_hash,
+            "repx_version": REPX_VERSION,
+            "runs": run_paths,
+            "type": "root",
+        }
         if groups:
             meta["groups"] = groups
         text = compact_json(meta)
@@ -427,8 +448,12 @@ class _Writer:
 
     def write_manifest(self, root_meta: str) -> None:
         files = [{"path": rel, "sha256": sha256_file(self.root / rel)} for rel in list_lab_files(self.root)]
-        manifest = {"files": files, "labId": fake_store_hash("lab", compact_json(files)),
-                    "lab_version": self.options.lab_version, "metadata": root_meta}
+        manifest = {
+            "files": files,
+            "labId": fake_store_hash("lab", compact_json(files)),
+            "lab_version": self.options.lab_version,
+            "metadata": root_meta,
+        }
         text = compact_json(manifest)
         self.write_text(self.metadata_name("lab", "lab-metadata.json", text), text)
 
@@ -484,10 +509,10 @@ def write_demo_lab(dest: str | Path, *, overwrite: bool = False, **options: Any)
 def write_lab_tar(lab_dir: str | Path, tar_path: str | Path, prefix: str = "result") -> Path:
     """Pack a Lab into a tar (gzip if the name ends in .gz/.tgz); prefix "" = flat, "." = './...'."""
     lab_dir, tar_path = Path(lab_dir), Path(tar_path).absolute()
-    mode = "w:gz" if tar_path.name.endswith((".gz", ".tgz")) else "w"
+    gzip = tar_path.name.endswith((".gz", ".tgz"))
     tmp = tar_path.with_name(f".{tar_path.name}.tmp")
     try:
-        with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tf:
+        with tarfile.open(tmp, "w:gz" if gzip else "w", format=tarfile.PAX_FORMAT) as tf:
             arcname = prefix.rstrip("/")
             if arcname:
                 tf.add(lab_dir, arcname=arcname)

@@ -38,7 +38,6 @@ from repx_tui.backend.events import (
     SubmitResult,
     SyncSummary,
 )
-
 from repx_tui.headless.jobtext import efficiency_bits, inspection_text, pull_progress_text, pull_summary_text
 
 
@@ -117,12 +116,14 @@ def _phase_progress(e: PhaseProgress) -> str:
 
 
 def _phase_done(e: PhaseDone) -> str:
-    return (f"[{e.phase.value}] done: {e.files_sent} files, {size(e.bytes_sent)} sent{_on_wire(e)} "
-            f"in {e.seconds:.2f} s{' (' + e.detail + ')' if e.detail else ''}")
+    return (
+        f"[{e.phase.value}] done: {e.files_sent} files, {size(e.bytes_sent)} sent{_on_wire(e)} "
+        f"in {e.seconds:.2f} s{' (' + e.detail + ')' if e.detail else ''}"
+    )
 
 
 def _on_wire(e: PhaseDone) -> str:
-    """", 1.9 MiB on the wire (2.6:1, zstd-6)" when it was compressed, else ""."""
+    """ ", 1.9 MiB on the wire (2.6:1, zstd-6)" when it was compressed, else ""."""
     if e.wire_bytes is None or not e.compression or e.compression == "off" or not e.bytes_sent:
         return ""
     return f", {size(e.wire_bytes)} on the wire ({e.bytes_sent / max(e.wire_bytes, 1):.1f}:1, {e.compression})"
@@ -144,11 +145,16 @@ def _layer(e: LayerProgress) -> str | None:
 def _sync_summary(s: SyncSummary) -> str:
     sent = sum(layer.bytes_sent for layer in s.layers)
     reused = sum(1 for layer in s.layers if layer.action is LayerAction.REUSED)
-    wire = (f", {size(s.wire_bytes)} on the wire ({s.ratio:.2f}:1, {s.compression})"
-            if s.ratio is not None and s.compression not in ("", "off") else "")
-    return (f"synced in {s.seconds:.2f} s: {size(s.bytes_sent)} sent{wire} "
-            f"({size(sent)} of image layers, {reused} of {len(s.layers)} layers reused), "
-            f"{s.ssh_connections} SSH connection(s)")
+    wire = (
+        f", {size(s.wire_bytes)} on the wire ({s.ratio:.2f}:1, {s.compression})"
+        if s.ratio is not None and s.compression not in ("", "off")
+        else ""
+    )
+    return (
+        f"synced in {s.seconds:.2f} s: {size(s.bytes_sent)} sent{wire} "
+        f"({size(sent)} of image layers, {reused} of {len(s.layers)} layers reused), "
+        f"{s.ssh_connections} SSH connection(s)"
+    )
 
 
 def _submit_result(r: SubmitResult) -> str:
@@ -189,8 +195,11 @@ def job_detail(state: JobState) -> str:
 
 def _job_line(state: JobState) -> str:
     detail = job_detail(state)
-    return f"{state.state.value:>10}  {state.job}" + (f"  ({detail})" if detail else "") + (
-        " (stale)" if state.stale else "")
+    return (
+        f"{state.state.value:>10}  {state.job}"
+        + (f"  ({detail})" if detail else "")
+        + (" (stale)" if state.stale else "")
+    )
 
 
 def _jobs_changed(e: JobsChanged) -> str | None:

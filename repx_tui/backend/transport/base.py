@@ -140,6 +140,7 @@ class Transport(abc.ABC):
                 on_line(line)
         return result
 
+    @abc.abstractmethod
     async def read_file(self, remote: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read bytes of a remote file from `offset`; raises FileNotFoundError when absent."""
 

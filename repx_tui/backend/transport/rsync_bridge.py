@@ -23,7 +23,8 @@ import struct
 import sys
 import tempfile
 import threading
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 _HEADER = struct.Struct(">BI")
@@ -80,9 +81,7 @@ class BridgeServer:
         proc, release = await self._open_process(header["command"])
         try:
             upstream = asyncio.create_task(_copy_stdin(reader, proc))
-            await asyncio.gather(
-                _copy_output(proc.stdout, writer, STDOUT), _copy_output(proc.stderr, writer, STDERR)
-            )
+            await asyncio.gather(_copy_output(proc.stdout, writer, STDOUT), _copy_output(proc.stderr, writer, STDERR))
             await proc.wait_closed()
             upstream.cancel()
             status = proc.exit_status
