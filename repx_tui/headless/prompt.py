@@ -28,8 +28,7 @@ class TerminalAuthenticator:
             os.write(fd, _header(challenge).encode())
             answers = []
             for text, echo in challenge.prompts:
-                os.write(fd, f"{challenge.target}: {text}".encode())
-                answers.append(await _read_line(fd, echo))
+                answers.append(await _read_line(fd, f"{challenge.target}: {text}", echo))
                 self.asked += 1
             return answers
         finally:
@@ -44,13 +43,16 @@ def _header(challenge: AuthChallenge) -> str:
     return "".join(f"{line.rstrip()}\n" for line in lines)
 
 
-async def _read_line(fd: int, echo: bool) -> str:
+async def _read_line(fd: int, prompt: str, echo: bool) -> str:
     saved = None
     if not echo:
+        # Echo goes off BEFORE the prompt is shown, and nothing typed is discarded: an answer
+        # typed as soon as the prompt appears is neither shown nor lost.
         saved = termios.tcgetattr(fd)
         quiet = termios.tcgetattr(fd)
         quiet[3] &= ~termios.ECHO
-        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    os.write(fd, prompt.encode())
     loop = asyncio.get_running_loop()
     done: asyncio.Future[str] = loop.create_future()
     buffer = bytearray()
