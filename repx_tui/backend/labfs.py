@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repx_tui.backend.errors import LabError
+from repx_tui.backend.files import NotRegular, open_regular_fd
 
 if TYPE_CHECKING:
     from repx_tui.backend.lab import Lab
@@ -136,42 +137,10 @@ def parent_dirs(rel: str) -> list[str]:
 # ------------------------------------------------------------------------ odd files
 
 
-def kind_of(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISLNK, "a symlink"),
-    ):
-        if test(mode):
-            return name
-    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
-
-
-def _open_regular(path: Path | str) -> int:
-    """An fd on a regular file. stat first and O_NONBLOCK: opening a FIFO or a device must
-    never block or have side effects. NotRegular (or the OSError) for anything else."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise NotRegular(kind_of(mode))
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # swapped between stat and open
-        os.close(fd)
-        raise NotRegular(kind_of(mode))
-    return fd
-
-
-class NotRegular(Exception):
-    """The path is a FIFO, a device, a directory...: str() says which."""
-
-
 def open_regular(path: Path | str, where: str, what: str) -> int:
     """_open_regular with every failure as one LabError line."""
     try:
-        return _open_regular(path)
+        return open_regular_fd(path)
     except NotRegular as kind:
         raise LabError(f"{where}: {what} is {kind}, not a regular file") from None
     except FileNotFoundError:
@@ -232,7 +201,7 @@ def check_file(path: Path, rel: str, sha256: str, on_chunk: Callable[[int, str],
     """None if the file at path hashes to sha256, else why not (one short phrase naming rel)."""
     digest = hashlib.sha256()
     try:
-        fd = _open_regular(path)
+        fd = open_regular_fd(path)
     except NotRegular as kind:
         return f"{rel} is {kind}, not a regular file"
     except FileNotFoundError:

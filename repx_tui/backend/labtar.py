@@ -32,7 +32,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from repx_tui.backend.errors import LabError
-from repx_tui.backend.labfs import LinkEscape, kind_of, open_regular, resolve_link
+from repx_tui.backend.files import kind_of
+from repx_tui.backend.labfs import LinkEscape, open_regular, resolve_link
 
 CHUNK_SIZE = 1 << 20
 _MANIFEST_IN_TAR_RE = re.compile(r"^(?:(.*)/)?lab/[^/]*lab-metadata\.json$")

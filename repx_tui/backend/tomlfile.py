@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from repx_tui.backend.errors import ConfigError
+from repx_tui.backend.files import NotRegular, open_regular_fd
 
 MAX_TOML_BYTES = 16 << 20  # config and resources files are small; more is a mistake
 MAX_DEPTH = 32  # tables and arrays; upstream's schema needs 4
@@ -122,15 +122,14 @@ def read_text_file(path: Path, what: str = "file", limit: int = MAX_TOML_BYTES) 
     a device or a directory is refused at once instead of hanging or reading forever."""
     where = shown_path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        fd = open_regular_fd(path)
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such file") from None
+    except NotRegular as kind:
+        raise ConfigError(f"{where}: not a regular {what} ({kind})") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise ConfigError(f"{where}: not a regular {what} ({_kind(info.st_mode)})")
     with os.fdopen(fd, "rb") as handle:
         if info.st_size > limit:
             raise ConfigError(f"{where}: {info.st_size} bytes; a {what} of more than {limit >> 20} MiB is refused")
@@ -144,19 +143,6 @@ def read_text_file(path: Path, what: str = "file", limit: int = MAX_TOML_BYTES) 
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a file"
 
 
 def _too_deep(data: Any) -> bool:
