@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from repx_tui.backend.errors import TransportError
-from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, Transport
+from repx_tui.backend.transport.base import ByteProgress, CommandResult, StdinFeed, StdinWriter, Transport
 from repx_tui.backend.transport.streams import StreamStdin, read_lines
 
 _CHUNK = 1 << 20
@@ -94,20 +94,17 @@ class LocalTransport(Transport):
         check: bool = True,
     ) -> CommandResult:
         total = os.stat(local).st_size
-        proc = await self._spawn(argv, stdin=True)
-        try:
-            output = asyncio.gather(_read_all(proc.stdout), _read_all(proc.stderr))
-            await _feed(proc.stdin, local, total, progress)
-            out, err = await output
-            await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        result = CommandResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
-        if check:
-            self._raise_for(argv, result)
-        return result
+
+        async def feed(stdin: StdinWriter) -> None:
+            done = 0
+            with open(local, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    await stdin.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+
+        return await self.run_streaming(argv, feed, check=check)
 
     async def run_streaming(
         self, argv: Sequence[str], feed: StdinFeed, *, on_line: Callable[[str], None] | None = None, check: bool = True
@@ -172,23 +169,6 @@ class LocalTransport(Transport):
 
 async def _read_all(reader: asyncio.StreamReader | None) -> bytes:
     return await reader.read() if reader is not None else b""
-
-
-async def _feed(stdin: asyncio.StreamWriter | None, local: Path, total: int, progress: ByteProgress | None) -> None:
-    assert stdin is not None
-    done = 0
-    try:
-        with open(local, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                stdin.write(chunk)
-                await stdin.drain()
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the command stopped reading: its exit status and stderr say why
-    finally:
-        stdin.close()
 
 
 async def _pump(reader: asyncio.StreamReader | None, callback: Callable[[bytes], None]) -> None:
