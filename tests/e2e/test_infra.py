@@ -39,7 +39,7 @@ async def test_asyncssh_exec_with_verified_host_key(target, sshd_auth_count):
         # Exactly one authentication for this connection, however many commands.
         await async_wait_until(
             lambda: sshd_auth_count(user=target["user"], source_port=port) == 1,
-            timeout=5,
+            timeout=30,  # sshd writes its log on its own time; a loaded box may take a while
             message="sshd to log 'Accepted publickey' for this connection",
         )
         assert await run(conn, "echo ok") == "ok\n"

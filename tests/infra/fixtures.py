@@ -143,17 +143,22 @@ def sshd_user_target(e2e_env) -> dict:
 def sshd_auth_count(e2e_env) -> Callable[..., int]:
     """Return ``count(user=None, source_port=None) -> int``.
 
-    Counts ``Accepted publickey`` lines in the sshd log (it only grows, the
-    bed is shared), so tests diff before/after. The sshd is shared with other
-    tests running at the same time: filter by ``user`` and/or by the client's
-    ``source_port`` (``conn.get_extra_info("sockname")[1]`` in asyncssh) to
-    count only your own connections.
+    Counts ``Accepted publickey`` lines the sshd logged since this test began (the log is
+    shared by the whole bed: a client port an earlier test used may come round again). Other
+    tests may run at the same time: filter by ``user`` and/or by the client's ``source_port``
+    (``conn.get_extra_info("sockname")[1]`` in asyncssh) to count only your own connections.
     """
     log_path = Path(e2e_env["REPX_E2E_SSHD_LOG"])
+    try:
+        start = log_path.stat().st_size
+    except FileNotFoundError:
+        start = 0
 
     def count(user: str | None = None, source_port: int | None = None) -> int:
         try:
-            text = log_path.read_text(errors="replace")
+            with log_path.open("rb") as log:
+                log.seek(start)
+                text = log.read().decode(errors="replace")
         except FileNotFoundError:
             return 0
         n = 0
