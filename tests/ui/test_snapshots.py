@@ -13,6 +13,12 @@ from tests.ui.fixed import fixed_app, health_events, job_id, job_states, log_tex
 SIZES = [(100, 30), (80, 24)]
 
 
+def _cursor_on(pilot, n: int) -> None:
+    """The jobs table's cursor on fixed job number n."""
+    table = pilot.app.screen.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id(n)))
+
+
 async def _jobs(pilot):
     app = pilot.app
     app.controller.feed(job_states())
@@ -42,8 +48,7 @@ async def _cancel(pilot):
 
 async def _logs(pilot):
     await _jobs(pilot)
-    table = pilot.app.screen.query_one("#jobs")
-    table.move_cursor(row=table.get_row_index(job_id(2)))
+    _cursor_on(pilot, 2)
     await pilot.press("o")
     pilot.app.controller.feed(log_text(60))
     await async_wait_until(lambda: len(pilot.app.screen.lines["stdout"]) == 60, timeout=5)
@@ -56,8 +61,7 @@ async def _units(pilot):
     from repx_tui.ui.widgets.picker import Picker
 
     await _jobs(pilot)
-    table = pilot.app.screen.query_one("#jobs")
-    table.move_cursor(row=table.get_row_index(job_id(4)))
+    _cursor_on(pilot, 4)
     await pilot.press("o", "u")
     units = ["", "scatter", "branch-0/step-extract", "branch-0/step-square", "branch-1/step-extract", "gather"]
     pilot.app.post_message(LogUnitsFound(job_id(4), units))
@@ -88,8 +92,7 @@ async def _inspector(pilot):
     from tests.ui.fixed_jobs import inspection
 
     await _with_usage(pilot)
-    table = pilot.app.screen.query_one("#jobs")
-    table.move_cursor(row=table.get_row_index(job_id(3)))
+    _cursor_on(pilot, 3)
     await pilot.press("enter")
     pilot.app.controller.feed(inspection(3))
     await async_wait_until(lambda: pilot.app.screen.inspection is not None, timeout=5)
@@ -104,8 +107,7 @@ async def _pull(pilot):
     from tests.ui.fixed_jobs import pull_events
 
     await _with_usage(pilot)
-    table = pilot.app.screen.query_one("#jobs")
-    table.move_cursor(row=table.get_row_index(job_id(0)))
+    _cursor_on(pilot, 0)
     await pilot.press("x", "x", "x", "p")
     pilot.app.screen.query_one("#pull-dest").value = "/home/me/results"  # not this machine's cwd
     await pilot.press("enter")
