@@ -96,7 +96,6 @@ prepare_rootfs() {
         for i in "${!LAYER_DIGESTS[@]}"; do
             layer_file "${LAYER_DIGESTS[i]}" "${LAYER_SHAS[i]}"
             extract_layer "$LAYER" "${LAYER_DIGESTS[i]}"
-            apply_whiteouts
         done
         mark "$cache" SUCCESS
     fi
@@ -234,11 +233,14 @@ in_rootfs() {
 }
 
 # Member names must be relative and free of "..": GNU tar would quietly strip or skip them.
+# The layer's whiteouts act on the lower layers first; they are never unpacked themselves.
 extract_layer() { # LAYER DIGEST
-    local bad err
-    bad="$(tar -tf "$1" | grep -m1 -E '^/|(^|/)\.\.(/|$)')" || true
+    local members bad err
+    members="$(tar -tf "$1")" || refuse_image "layer $2 is not a readable tar"
+    bad="$(grep -m1 -E '^/|(^|/)\.\.(/|$)' <<<"$members")" || true
     [[ -z "$bad" ]] || refuse_image "layer $2 has a member outside the image's root file system: $bad"
-    if ! err="$(in_rootfs tar -xf "$1" -C "$ROOTFS" --no-same-owner --no-same-permissions 2>&1 >/dev/null)"; then
+    apply_whiteouts "$2" "$members"
+    if ! err="$(in_rootfs tar -xf "$1" -C "$ROOTFS" --exclude='.wh.*' --no-same-owner --no-same-permissions 2>&1 >/dev/null)"; then
         err="$(grep -m1 -v 'Exiting with failure' <<<"$err" || true)"
         case "$err" in
             *"Read-only file system"*)
@@ -248,13 +250,40 @@ extract_layer() { # LAYER DIGEST
     fi
 }
 
-# Docker whiteouts: ".wh.NAME" deletes NAME from the lower layers.
-apply_whiteouts() {
-    local wh hidden
-    while IFS= read -r -d '' wh; do
-        hidden="$(basename "$wh" | cut -c5-)"
-        rm -rf "$(dirname "$wh")/${hidden:?}" "$wh"
-    done < <(find "$ROOTFS" -name '.wh.*' ! -name '.wh..wh..opq' -print0)
+# OCI whiteouts (image-spec layer.md), from this layer's members (tar -t escapes names; %b
+# undoes it): D/.wh..wh..opq empties D of what lower layers put there, D/.wh.NAME removes
+# D/NAME. Only through real directories of the rootfs (a lower layer's usr -> / would lead
+# the removal out of it), and inside the sandbox all the same.
+apply_whiteouts() { # DIGEST MEMBERS
+    local line name dir base root err opaque=() hidden=() dirs=() logical=() real=() i
+    root="$(realpath -e -- "$ROOTFS")"
+    while IFS= read -r line; do
+        printf -v name '%b' "${line%/}"
+        base="${name##*/}" dir=.
+        [[ "$name" != */* ]] || dir="${name%/*}"
+        case "$base" in
+            .wh..wh..opq) [[ ! -d "$root/$dir" ]] || opaque+=("$root/$dir") ;;
+            .wh..wh.*) continue ;; # other reserved names (aufs): nothing to apply
+            .wh. | .wh.. | .wh...) refuse_image "layer $1 has a whiteout naming no file: $name" ;;
+            *) hidden+=("$root/$dir/${base#.wh.}") ;;
+        esac
+        dirs+=("$root/$dir")
+    done < <(grep -E '(^|/)\.wh\.[^/]*/?$' <<<"$2" || true)
+    ((${#dirs[@]})) || return 0
+    mapfile -d '' logical < <(realpath -zms -- "${dirs[@]}")
+    mapfile -d '' real < <(realpath -zm -- "${dirs[@]}")
+    for i in "${!dirs[@]}"; do
+        [[ "${logical[i]}" == "${real[i]}" ]] \
+            || refuse_image "layer $1 has a whiteout below a link (${dirs[i]#"$root"/}): it could remove files outside the image's root file system"
+    done
+    if ((${#hidden[@]})); then
+        err="$(in_rootfs rm -rf -- "${hidden[@]}" 2>&1)" \
+            || refuse_image "layer $1: removing what its whiteouts name failed: ${err%%$'\n'*}"
+    fi
+    if ((${#opaque[@]})); then
+        err="$(in_rootfs find "${opaque[@]}" -mindepth 1 -delete 2>&1)" \
+            || refuse_image "layer $1: emptying its opaque directories failed: ${err%%$'\n'*}"
+    fi
 }
 
 # --- artifact_store = "node-local": the Lab unpacked once per node ------------------------------
