@@ -106,13 +106,16 @@ def partition_error(value: Any) -> str | None:
 
 
 def sbatch_opt_error(value: Any) -> str | None:
-    """One sbatch option: "--exclusive", "-N1" or "--name=value".
+    """One sbatch option: "--exclusive", "-N1" or "--name=value", and none that repx-tui sets.
 
     Whitespace is allowed only inside the value of "--name=value" (sbatch_opt_directive quotes
     it, so it stays one option); "-p debug" or two options in one entry are refused."""
     problem = _string_error(value, '"--exclusive"')
     if problem:
         return problem
+    reserved = reserved_option_error(value)
+    if reserved:
+        return f"{_short(value)}: {reserved}"
     if not _OPTION.fullmatch(value):
         if any(c.isspace() for c in value):
             return f'{_short(value)} is not one option: write "--option=value", one option per entry'
@@ -122,6 +125,72 @@ def sbatch_opt_error(value: Any) -> str | None:
         return f'{_short(value)} is not one option: write "--option=value", one option per entry'
     if any(c.isspace() for c in argument) and not _QUOTED.fullmatch(argument) and ('"' in argument or "\\" in argument):
         return f"{_short(value)}: a value with spaces cannot also hold a quote or a backslash"
+    return None
+
+
+# Options an sbatch_opts entry may not set: repx-tui writes them in every script or on submit.sh's
+# sbatch command line (status, log tailing and submission rely on them), or they make sbatch do
+# something other than queue this one script. Any of them would leave a job that looks submitted
+# while status cannot see it, its log is elsewhere, or submission hangs. Long name -> why
+# (aliases last: a prefix names the first reserved option it abbreviates).
+_RESERVED_LONG: dict[str, str] = {
+    "job-name": "repx-tui sets --job-name itself: the job table finds jobs by it",
+    "output": "repx-tui sets --output itself: log tailing reads the job's log there",
+    "error": "repx-tui sets --error itself: log tailing reads the job's log there",
+    "chdir": "repx-tui sets --chdir itself: the job starts in a directory every node has",
+    "dependency": "repx-tui sets --dependency itself: it orders the Lab's jobs with afterok",
+    "array": "--array would queue the script as several tasks under one name, which status cannot tell apart",
+    "wait": "--wait would hold the submission until the job has ended",
+    "wrap": "--wrap would queue a command instead of the job's script",
+    "parsable": "repx-tui sets --parsable itself: submission reads the job id from sbatch's answer",
+    "test-only": "--test-only would queue nothing while the submission expects a job id",
+    "clusters": "--clusters would queue the job on another cluster, where status, logs and cancel do not look",
+    "help": "--help makes sbatch print its help and queue nothing",
+    "usage": "--usage makes sbatch print its usage and queue nothing",
+    "version": "--version makes sbatch print its version and queue nothing",
+    "cluster": "--cluster would queue the job on another cluster, where status, logs and cancel do not look",
+    "workdir": "--workdir is --chdir in older SLURM, which repx-tui sets itself",
+}
+# sbatch's single-letter options (SLURM 22.05 to now): the reserved ones, and those that take an
+# argument, which is the rest of the word (-k's is optional: attached letters are still its).
+# The others (H O Q s v, and letters sbatch does not know and refuses) are flags: getopt reads
+# the next letter as another option, so -HJx is -H -J x.
+_RESERVED_SHORT = {"J": "job-name", "o": "output", "e": "error", "D": "chdir", "d": "dependency",
+                   "a": "array", "W": "wait", "M": "clusters", "h": "help", "V": "version"}  # fmt: skip
+_SHORT_TAKES_ARGUMENT = frozenset("ABCFGLNSbcikmnpqtwx")
+_LONG_NAME = re.compile(r"--([^=\s]*)")
+
+
+def reserved_option_error(option: str) -> str | None:
+    """Why an option would set one that repx-tui reserves (_RESERVED_LONG), or None.
+
+    sbatch reads `#SBATCH` lines with getopt_long: a long option may be abbreviated to any
+    unambiguous prefix (--job=x is --job-name=x), and single-letter options may be grouped.
+    Every prefix of a reserved name is refused, in any case (no real sbatch option is a strict
+    prefix of one: refusing the ambiguous ones too costs nothing), and a group is read letter
+    by letter up to the first that takes an argument."""
+    long_name = _LONG_NAME.match(option)
+    if long_name:
+        return _reserved_long_error(long_name.group(1))
+    if option.startswith("-"):
+        for letter in option[1:]:
+            if letter in _RESERVED_SHORT:
+                reserved = _RESERVED_SHORT[letter]
+                return f"-{letter} is --{reserved}; {_RESERVED_LONG[reserved]}"
+            if letter.isspace() or letter in _SHORT_TAKES_ARGUMENT:
+                return None
+    return None
+
+
+def _reserved_long_error(name: str) -> str | None:
+    key = name.lower()
+    if not key:
+        return None
+    if key in _RESERVED_LONG:
+        return _RESERVED_LONG[key]
+    for reserved, why in _RESERVED_LONG.items():
+        if reserved.startswith(key):
+            return f"--{name} abbreviates --{reserved} (sbatch takes a prefix of a long option); {why}"
     return None
 
 
@@ -154,6 +223,7 @@ __all__ = [
     "mem_error",
     "mem_kib",
     "partition_error",
+    "reserved_option_error",
     "sbatch_opt_directive",
     "sbatch_opt_error",
     "sbatch_opts_error",

@@ -47,6 +47,33 @@ def one_line_error(error: ConfigError, path: Path, line: int | None, key: str) -
         ('[[rules]]\nsbatch_opts = ["-p debug"]\n', 2, "rules.sbatch_opts", "not one option"),
         ('[[rules]]\nsbatch_opts = ["--qos=a\\n--x"]\n', 2, "rules.sbatch_opts", "control character"),
         ('[[rules]]\nsbatch_opts = ["exclusive"]\n', 2, "rules.sbatch_opts", "must start with -"),
+        # options repx-tui sets itself (or that stop sbatch queueing the script), however spelled
+        (
+            '[[rules]]\nsbatch_opts = ["--job-name=x"]\n',
+            2,
+            "rules.sbatch_opts",
+            "sets --job-name itself: the job table",
+        ),
+        ('[[rules]]\nsbatch_opts = ["-o/tmp/x"]\n', 2, "rules.sbatch_opts", "-o is --output; repx-tui sets --output"),
+        ('[defaults]\nsbatch_opts = ["--dependency=singleton"]\n', 2, "defaults.sbatch_opts", "sets --dependency"),
+        ('[[rules]]\nsbatch_opts = ["--x", "--wait"]\n', 2, "rules.sbatch_opts", "entry 2: '--wait': --wait would"),
+        ('[[rules]]\nsbatch_opts = ["--array=1-3"]\n', 2, "rules.sbatch_opts", "--array would queue"),
+        ('[[rules]]\nsbatch_opts = ["--test-only"]\n', 2, "rules.sbatch_opts", "--test-only would queue nothing"),
+        ('[[rules]]\nsbatch_opts = ["--wrap=echo hi"]\n', 2, "rules.sbatch_opts", "--wrap would queue a command"),
+        ('[[rules]]\nsbatch_opts = ["--job=x"]\n', 2, "rules.sbatch_opts", "--job abbreviates --job-name"),
+        ('[[rules]]\nsbatch_opts = ["--out=x"]\n', 2, "rules.sbatch_opts", "--out abbreviates --output"),
+        ('[[rules]]\nsbatch_opts = ["--depend=x"]\n', 2, "rules.sbatch_opts", "--depend abbreviates --dependency"),
+        ('[[rules]]\nsbatch_opts = ["--Job-Name"]\n', 2, "rules.sbatch_opts", "sets --job-name itself"),
+        ('[[rules]]\nsbatch_opts = ["-HJx"]\n', 2, "rules.sbatch_opts", "-J is --job-name"),
+        ('[[rules]]\nsbatch_opts = ["-e", "x"]\n', 2, "rules.sbatch_opts", "-e is --error"),
+        ('[[rules]]\nsbatch_opts = ["--chdir=/"]\n', 2, "rules.sbatch_opts", "sets --chdir itself"),
+        ('[[rules]]\nsbatch_opts = ["--parsable"]\n', 2, "rules.sbatch_opts", "sets --parsable itself"),
+        (
+            '[[rules]]\njob_id_glob = "*"\n[rules.worker_resources]\nsbatch_opts = ["-W"]\n',
+            4,
+            "rules.worker_resources.sbatch_opts",
+            "-W is --wait",
+        ),
         ('[[rules]]\njob_id_glob = ""\n', 2, "rules.job_id_glob", "is empty"),
         ('[[rules]]\njob_id_glob = "a\\u0007b"\n', 2, "rules.job_id_glob", "printable"),
         ('[[rules]]\njob_id_glob = "a"\n\n[[rules]]\njob_id_glob = "b"\nmem = "x"\n', 6, "rules.mem", "memory"),
@@ -88,6 +115,13 @@ def test_sbatch_opts_take_single_options_and_nothing_else(tmp_path):
         assert load_defaults(tmp_path, f"sbatch_opts = ['{opt}']\n")["sbatch_opts"] == [opt]
     bad = ["--exclusive --gres=gpu:1 x", "-p debug", "--partition debug", "exclusive", "", '--c="a" b']
     assert [opt for opt in bad if not refused(tmp_path, f"sbatch_opts = ['{opt}']\n")] == []
+
+
+def test_sbatch_opts_that_repx_tui_does_not_set_stay_accepted(tmp_path):
+    good = ["--exclusive", "--qos=x", "--constraint=a b", "-N1", "--mem-per-cpu=1G", "--wait-all-nodes=1"]
+    good += ["--export=ALL", "--hold", "-Hv", "--comment=--job-name=x"]
+    for opt in good:
+        assert load_defaults(tmp_path, f"sbatch_opts = ['{opt}']\n")["sbatch_opts"] == [opt]
 
 
 def test_time_takes_every_slurm_format_and_nothing_else(tmp_path):
@@ -298,6 +332,8 @@ def lab_dir(tmp_path_factory) -> Path:
         ('[defaults]\npartition = "debug\\n#SBATCH --exclusive"\n', ":2: defaults.partition: "),
         ('[defaults]\nmem = "4 GB"\n', ":2: defaults.mem: "),
         ('[[rules]]\ntime = "2 hours"\n', ":2: rules.time: "),
+        ('[[rules]]\nsbatch_opts = ["--job=x"]\n', ":2: rules.sbatch_opts: entry 1: '--job=x': --job abbreviates"),
+        ('[defaults]\nsbatch_opts = ["-o/tmp/x"]\n', "-o is --output; repx-tui sets --output itself"),
         (None, "not a regular file"),  # a FIFO given as --resources
     ],
 )
