@@ -126,3 +126,27 @@ def test_a_whiteout_naming_dotdot_is_refused(tmp_path):
     assert state == "FAIL"
     assert "whiteout naming no file: opt/wh/.wh..." in stderr_of(job_dir)
     assert (rootfs / "opt" / "repx-demo").is_dir()  # "opt/wh/.." is opt: still there
+
+
+def test_a_rootfs_cache_left_by_an_older_executor_is_unpacked_again(tmp_path):
+    """An older executor marked its rootfs with an empty SUCCESS and ignored opaque whiteouts:
+    such a cache is not trusted but rebuilt (a stale file in it must not reach the job)."""
+    lab_dir = image_lab(tmp_path / "lab")
+    append_layers(lab_dir, [("opt/wh", "dir", ""), ("opt/wh/fresh", "file", "from the layer\n")])
+    job = producer(lab_dir)
+    script = lab_dir / "jobs" / job / "bin" / "stage-B-producer"
+    script.write_text(script.read_text() + '(cd /opt/wh && ls -A) > "$out/listing.txt"\n')
+    labgen.rewrite_manifest(lab_dir)
+    (image,) = Lab.load(lab_dir).images.values()
+    base, node_local = tmp_path / "store", tmp_path / "node"
+    old_cache = node_local / "cache" / "images" / image.tag
+    (old_cache / "rootfs" / "opt" / "wh").mkdir(parents=True)
+    (old_cache / "rootfs" / "opt" / "wh" / "stale").write_text("left by the old unpacking\n")
+    (old_cache / "SUCCESS").write_text("")
+
+    run_job(write_config(tmp_path, base, node_local), lab_dir, job)
+
+    assert wait_marker(base, job) == "SUCCESS", stderr_of(base / "outputs" / job)
+    assert (base / "outputs" / job / "out" / "listing.txt").read_text() == "fresh\n"
+    assert not (old_cache / "rootfs" / "opt" / "wh" / "stale").exists()
+    assert (old_cache / "SUCCESS").read_text().startswith("repx-tui rootfs")

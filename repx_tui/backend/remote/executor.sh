@@ -73,9 +73,12 @@ mark() { # REPX_DIR SUCCESS|FAIL
 
 CACHE_ROOT="${NODE_LOCAL:-$BASE}"
 ROOTFS=""
+# What SUCCESS of a rootfs cache says. A rootfs unpacked by an older executor (one that ignored
+# opaque whiteouts) lacks it and is unpacked again rather than trusted.
+ROOTFS_FORMAT="repx-tui rootfs 2: OCI whiteouts"
 
 # Unpack the image's layers once per node into <cache root>/cache/images/<tag>/rootfs.
-# Concurrent jobs serialise on a lock; SUCCESS marks a complete rootfs. Only layers whose bytes
+# Concurrent jobs serialise on a lock; SUCCESS (holding ROOTFS_FORMAT) marks a complete rootfs. Only layers whose bytes
 # match the Lab's are used, and each is extracted where nothing but the rootfs is writable.
 prepare_rootfs() {
     local image_dir cache lock i targets
@@ -89,7 +92,8 @@ prepare_rootfs() {
     lock="$CACHE_ROOT/cache/images/.$IMAGE_TAG.lock"
     exec 8>>"$lock"
     flock -x 8
-    if [[ ! -e "$cache/SUCCESS" ]]; then
+    if [[ "$(cat -- "$cache/SUCCESS" 2>/dev/null)" != "$ROOTFS_FORMAT" ]]; then
+        rm -f -- "$cache/SUCCESS"
         rm -rf "$ROOTFS"
         mkdir -p "$ROOTFS"
         check_layers "$image_dir/manifest.json"
@@ -97,7 +101,7 @@ prepare_rootfs() {
             layer_file "${LAYER_DIGESTS[i]}" "${LAYER_SHAS[i]}"
             extract_layer "$LAYER" "${LAYER_DIGESTS[i]}"
         done
-        mark "$cache" SUCCESS
+        atomic_write "$cache/SUCCESS" "$ROOTFS_FORMAT"
     fi
     # bwrap needs the bind targets to exist inside a read-only root; made in the rootfs sandbox
     # too, so a link in the image cannot make them on the host.
