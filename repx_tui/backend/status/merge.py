@@ -24,6 +24,8 @@ _EXPLAINS_FAILURE = frozenset({K.CANCELLED, K.TIMEOUT, K.OUT_OF_MEMORY})
 # States a bigger request would have avoided: they carry a hint naming the value to raise.
 NEEDS_HINT = frozenset({K.TIMEOUT, K.OUT_OF_MEMORY})
 HintFor = Callable[[JobState], "str | None"]
+# A queued local-agent job that no agent serves: nothing runs it until the next `run` (outlook.py).
+NO_AGENT_REASON = "no agent is running; `repx-tui run` starts one that resumes the queue"
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _agent_state(job: str, run: str, agent: AgentJob, snap: RemoteSnapshot) -> J
             else "executor is gone; the agent is recording its outcome"
         )
     elif kind is K.QUEUED and snap.agent_gone:
-        reason = "no agent is running; `repx-tui run` starts one that resumes the queue"
+        reason = NO_AGENT_REASON
     return JobState(job, run, kind, reason=reason, exit_code=code)
 
 
