@@ -102,6 +102,8 @@ class RepxCommands(Provider):
 
 class RepxApp(WorkflowMixin, App):
     CSS_PATH = "app.tcss"
+    # Screens narrower than 90 cells get the class -narrow: dialogs then take the whole width (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     TITLE = "repx-tui"
     MODES = {"targets": TargetsScreen, "sync": SyncScreen, "jobs": JobsScreen}
     COMMANDS = App.COMMANDS | {RepxCommands}

@@ -115,6 +115,34 @@ def health_events() -> list:
     ]  # fmt: skip
 
 
+# The first screen as `repx-tui` opens it (no target given), with a target whose address is
+# longer than an 80-column table can show beside its checks.
+LONG_ADDRESS = "researcher@login01.hpc.university-example.org"
+PICKER_CONFIG = Config(
+    targets={
+        **CONFIG.targets,
+        "hpc": Target("hpc", "/scratch/researcher/repx", address=LONG_ADDRESS, slurm=SchedulerConfig(("bwrap",))),
+    },
+    submission_target="local",
+)
+
+
+def picker_app() -> RepxApp:
+    return RepxApp(PICKER_CONFIG, autostart=False, clock=lambda: 100.0)
+
+
+def picker_health_events() -> list:
+    return [
+        *health_events(),
+        TargetHealth("hpc", (
+            HealthCheck("reachable", True, "logged in"),
+            HealthCheck("scheduler", True, "slurm (partitions: normal,gpu,debug)"),
+            HealthCheck("base_path", True, "/scratch/researcher/repx writable"),
+            HealthCheck("free_space", True, "2.1 TiB free"),
+        ), 0.8),
+    ]  # fmt: skip
+
+
 def log_text(lines: int = 60) -> LogChunk:
     text = "".join(f"step {i}: value={i * i}\n" for i in range(lines))
     return LogChunk(job=job_id(2), stream="stdout", offset=0, text=text)

@@ -135,3 +135,20 @@ SCREENS = {
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_screen_snapshot(snap_compare, screen, size):
     assert snap_compare(fixed_app(), terminal_size=size, run_before=SCREENS[screen])
+
+
+async def _first_screen(pilot):
+    from tests.ui.fixed import picker_health_events
+
+    for event in picker_health_events():
+        pilot.app.controller.feed(event)
+    await async_wait_until(lambda: len(pilot.app.targets_model.health) == 3, timeout=5)
+    await pilot.press("j", "j")  # the long-address target: the panel spells it out
+
+
+def test_target_picker_first_screen_snapshot_80x24(snap_compare):
+    """`repx-tui` as it opens on an 80x24 terminal: the compact target table (short headers, the
+    scheduler in its column, a long address cut) and the highlighted target in full below."""
+    from tests.ui.fixed import picker_app
+
+    assert snap_compare(picker_app(), terminal_size=(80, 24), run_before=_first_screen)

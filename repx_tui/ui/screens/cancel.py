@@ -7,12 +7,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from repx_tui.backend.events import JobCancelled
 from repx_tui.ui import format as fmt
 from repx_tui.ui.messages import BackendUpdate, CancelRequested
 from repx_tui.ui.model import JobsModel
+from repx_tui.ui.widgets.fittable import FitTable
+
+# Cuttable columns and how far; the job id takes what the others leave (why is never cut).
+CANCEL_MIN_WIDTH = {"job": 16, "run": 10, "outcome": 15}
 
 
 class CancelScreen(ModalScreen[bool]):
@@ -33,15 +37,15 @@ class CancelScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="cancel-box", classes="dialog"):
             yield Static("", id="cancel-title", classes="title")
-            yield DataTable(id="cancel-jobs", cursor_type="none", show_cursor=False)
+            yield FitTable(id="cancel-jobs", cursor_type="none", show_cursor=False, flex="job")
             yield Static("", id="cancel-help")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(FitTable)
         # One "state / outcome" column: the state until the answer comes, then the outcome (two
         # columns did not fit the dialog at 100 columns, and the old state was stale by then).
         for key, label in (("job", "job"), ("run", "run"), ("why", "why"), ("outcome", "state / outcome")):
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, min_width=CANCEL_MIN_WIDTH.get(key))
         for job_id in self.jobs:
             info = self.model.jobs.get(job_id)
             why = "selected" if job_id in self.requested else "dependant"
@@ -61,7 +65,7 @@ class CancelScreen(ModalScreen[bool]):
             return
         self.confirmed = True
         for job_id in self.jobs:
-            self.query_one(DataTable).update_cell(job_id, "outcome", Text("… cancelling", style="grey50"))
+            self.query_one(FitTable).update_cell(job_id, "outcome", Text("… cancelling", style="grey50"))
         self.query_one("#cancel-help", Static).update("cancelling…  Esc/Enter: close")
         self.post_message(CancelRequested(self.jobs))
 
@@ -71,7 +75,7 @@ class CancelScreen(ModalScreen[bool]):
 
     def show_outcome(self, event: JobCancelled) -> None:
         self.outcomes[event.job] = event
-        table = self.query_one(DataTable)
+        table = self.query_one(FitTable)
         if event.job not in table.rows:
             table.add_row(fmt.short_id(event.job), "", "also", "", key=event.job)
         if event.ok:  # the detail is mostly "cancelled by request": only say more when it adds something

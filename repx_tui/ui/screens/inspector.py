@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -83,6 +84,9 @@ class InspectorScreen(Screen[str | None]):
     def on_mount(self) -> None:
         self._ask()
 
+    def on_resize(self, _event: events.Resize) -> None:
+        self.call_after_refresh(lambda: self._fill_links(self.inspection))  # labels follow the pane's width
+
     # --- asking and answering ----------------------------------------------------------
 
     def _ask(self) -> None:
@@ -126,7 +130,7 @@ class InspectorScreen(Screen[str | None]):
     def _details(self, ins: JobInspection | None, info) -> Table:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold cyan", no_wrap=True)
-        grid.add_column()
+        grid.add_column(overflow="fold")  # paths and ids wrap whole, never cut with an ellipsis
         state = _state(ins, info)
         if state is not None:
             self._state_rows(grid, state, ins)
@@ -196,12 +200,14 @@ class InspectorScreen(Screen[str | None]):
 
     def _job_options(self, header: str, job_ids: tuple[str, ...]) -> list[Option]:
         options = [Option(Text(header, style="bold"), disabled=True)]
+        width = self.query_one("#inspect-links", OptionList).scrollable_content_region.width
         for job_id in job_ids:
             info = self.model.jobs.get(job_id)
             kind = info.state.state if info else JobStateKind.UNKNOWN
-            label = Text(f"  {fmt.STATE_GLYPH[kind]} ", style=fmt.STATE_STYLE[kind]).append(
-                fmt.short_id(job_id), style=""
-            )
+            shown = fmt.short_id(job_id)
+            if info is not None and width and len(shown) + 4 > width:  # narrow (80 columns): the name, as
+                shown = info.name  # the Jobs table shows it; Enter shows the job with its full id
+            label = Text(f"  {fmt.STATE_GLYPH[kind]} ", style=fmt.STATE_STYLE[kind]).append(shown, style="")
             options.append(Option(label, id=f"job:{job_id}"))
         return options
 

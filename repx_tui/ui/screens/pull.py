@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from repx_tui.backend.events import PullProgress, PullSummary
 from repx_tui.backend.pull import default_dest
@@ -20,8 +20,11 @@ from repx_tui.backend.status.efficiency import human_bytes
 from repx_tui.ui import format as fmt
 from repx_tui.ui.messages import BackendUpdate, PullRequested
 from repx_tui.ui.model import JobsModel
+from repx_tui.ui.widgets.fittable import FitTable
 
 STATUS_STYLE = {"pulled": "green", "unchanged": "grey62", "missing": "yellow"}
+# Cuttable columns and how far; the job id takes what the others leave (status is never cut).
+PULL_MIN_WIDTH = {"job": 16, "state": 9, "got": 9}
 
 
 class PullScreen(ModalScreen[None]):
@@ -44,13 +47,13 @@ class PullScreen(ModalScreen[None]):
             yield Static(Text(f"Pull {len(self.job_ids)} job(s) from {self.target_name} into", style="bold"),
                          classes="title")  # fmt: skip
             yield Input(str(default_dest(self.target_name)), id="pull-dest")
-            yield DataTable(id="pull-jobs", cursor_type="none", show_cursor=False)
+            yield FitTable(id="pull-jobs", cursor_type="none", show_cursor=False, flex="job")
             yield Static("Enter: pull (only what changed is sent)   Esc: close", id="pull-help")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(FitTable)
         for key, label in (("job", "job"), ("state", "state"), ("got", "received"), ("status", "status")):
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, min_width=PULL_MIN_WIDTH.get(key))
         for job_id in self.job_ids:
             info = self.model.jobs.get(job_id)
             state = fmt.state_text(info.state.state) if info else Text("?")
@@ -74,7 +77,7 @@ class PullScreen(ModalScreen[None]):
         event = message.event
         if not self.is_mounted:
             return
-        table = self.query_one(DataTable)
+        table = self.query_one(FitTable)
         if isinstance(event, PullProgress) and event.job in table.rows:
             got = f"{event.files} file(s), {human_bytes(event.bytes)}"
             status = Text("done" if event.done else "receiving…", style="green" if event.done else "bold cyan")

@@ -114,9 +114,10 @@ class RunScreen(ModalScreen[tuple[RunRequest, list[str]] | None]):
             with Horizontal():
                 yield Label("Resources")
                 yield Input((last.resources or "") if last else "", id="run-resources", compact=True,
-                            placeholder="resources.toml for SLURM (on top of ~/.config/repx/ and ./resources.toml)")  # fmt: skip
+                            placeholder="resources.toml for SLURM (on top of ~/.config/repx/, ./)")  # fmt: skip
             if setup.mode != "retry":
-                yield Tick("submit even if a run these jobs read is missing (--allow-missing-runs)",
+                # one line at 80 columns (68 cells in a 90% dialog, 74 in a full-width one with a scrollbar)
+                yield Tick("submit even if a run they read is missing (--allow-missing-runs)",
                            bool(last and last.allow_missing_runs), id="run-allow-missing", compact=True)  # fmt: skip
             yield Static(self._plan_text(), id="run-plan")
 

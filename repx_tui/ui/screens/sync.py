@@ -17,6 +17,7 @@ from repx_tui.backend.events import LayerAction, LayerProgress
 from repx_tui.ui import format as fmt
 from repx_tui.ui.messages import BackendUpdate, SyncFinished, SyncReset
 from repx_tui.ui.model import SYNC_EVENTS, LayerRow, PhaseRow, SyncEvent, SyncModel
+from repx_tui.ui.widgets.fittable import FitTable
 from repx_tui.ui.widgets.footer import StableFooter
 
 if TYPE_CHECKING:
@@ -29,8 +30,11 @@ PHASE_STYLE = {
     "skipped": "yellow",
     "failed": "bold red",
 }
-# The image name goes last: at 80 columns it is what gets cut, not the size and rate.
+# The image name goes last and takes what the others leave: at 80 columns it is cut (the
+# hovered row's tooltip has it whole), then the layer digest down to 8 characters, never the
+# mark, bar, size or rate.
 LAYER_COLUMNS = ("mark", "layer", "bar", "size", "rate", "image")
+LAYER_MIN_WIDTH = {"layer": 8, "image": 10}
 PHASE_GLYPH = {"waiting": "·", "running": "▶", "done": "✓", "skipped": "↷", "failed": "✗"}
 
 
@@ -53,7 +57,7 @@ class SyncScreen(Screen):
         yield Static("", id="phases")  # a rich Table: long details and hints wrap instead of being cut
         yield Static("", id="totals", classes="panel")
         yield Static("", id="sync-outcome", classes="panel")
-        yield DataTable(id="layers", cursor_type="row", zebra_stripes=True)
+        yield FitTable(id="layers", cursor_type="row", zebra_stripes=True, flex="image")
         yield StableFooter()
 
     @property
@@ -62,9 +66,9 @@ class SyncScreen(Screen):
 
     def on_mount(self) -> None:
         self._update_phases()
-        layers = self.query_one("#layers", DataTable)
+        layers = self.query_one("#layers", FitTable)
         for key in LAYER_COLUMNS:
-            layers.add_column(key, key=key)
+            layers.add_column(key, key=key, min_width=LAYER_MIN_WIDTH.get(key))
         self.refresh_all_layers()
         self._update_totals()
         self._show_outcome()
