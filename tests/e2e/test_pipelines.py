@@ -6,7 +6,6 @@ never read each other's run metadata."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
+from tests.bedtargets import cli, last_json, recorded_ids, scancel_recorded, scontrol, slurm_cluster
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,31 +26,9 @@ REPORT = "stage-E-report"
 EXPECTED_REPORT = "demo-report: run simulation has {jobs} jobs; 2 sums, total 28\n"
 
 
-def cli(config: Path, *args: str, env: dict | None = None, timeout: float = 150) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "repx_tui", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        env={**os.environ, "REPX_CONFIG": str(config), **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def last_json(result: subprocess.CompletedProcess) -> dict:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def marker(base: Path, job: str) -> str | None:
     repx = base / "outputs" / job / "repx"
     return next((m for m in ("SUCCESS", "FAIL") if (repx / m).exists()), None)
-
-
-def scontrol(slurm_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", slurm_id], capture_output=True, text=True).stdout
-    return dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
 
 
 def queued_names() -> list[str]:
@@ -58,60 +36,18 @@ def queued_names() -> list[str]:
     return out.split()
 
 
-def recorded_ids(base: Path, lab: Lab) -> dict[str, list[str]]:
-    ids: dict[str, list[str]] = {}
-    for record in sorted((base / "submissions" / lab.lab_id).glob("*.json")):
-        for line in record.read_text().splitlines():
-            entry = json.loads(line)
-            ids.setdefault(entry["job"], []).append(entry["slurm_id"])
-    return ids
-
-
 @pytest.fixture
 def cluster(tmp_path, sshd_target, slurm_available):
     """A SLURM target over sshd; every SLURM job submitted under its base_path is cancelled at the end."""
-    base = tmp_path / "cluster-store"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    resources = tmp_path / "resources.toml"
-    resources.write_text(f'[defaults]\npartition = "{slurm_available["partition"]}"\ntime = "00:05:00"\nmem = "64M"\n')
-    env = {"REPX_SSH_CONFIG": sshd_target["ssh_config"]}
-
-    def run(lab_dir: Path, *args: str) -> subprocess.CompletedProcess:
-        return cli(
-            config,
-            "run",
-            *args,
-            "--lab",
-            str(lab_dir),
-            "--target",
-            "cluster",
-            "--resources",
-            str(resources),
-            "--headless",
-            "--json",
-            env=env,
-        )
+    bed = slurm_cluster(tmp_path, sshd_target, slurm_available["partition"], mem="64M")
 
     def status(lab_dir: Path) -> dict:
-        result = cli(config, "status", "--lab", str(lab_dir), "--target", "cluster", "--json", env=env)
+        result = bed.cli("status", "--lab", str(lab_dir), "--target", "cluster", "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    yield base, run, status, config, env
-    ids = [
-        sid
-        for lab in (base / "submissions").glob("*")
-        if lab.is_dir()
-        for rec in lab.glob("*.json")
-        for line in rec.read_text().splitlines()
-        if (sid := json.loads(line).get("slurm_id"))
-    ]
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
+    yield bed.base, bed.run, status, bed.config, bed.env
+    scancel_recorded(bed.base)
 
 
 @pytest.fixture
@@ -234,7 +170,7 @@ def test_clients_submitting_at_once_give_one_slurm_id_per_job(cluster, tmp_path)
     answers = [last_json(r) for r in results]
     submitted = [s["job"] for a in answers for s in a["submitted"]]
     assert sorted(submitted) == sorted(lab.jobs)  # every job submitted by exactly one client
-    assert all(len(ids) == 1 for ids in recorded_ids(base, lab).values())
+    assert all(len(ids) == 1 for ids in recorded_ids(base, lab.lab_id).values())
     names = queued_names()
     assert all(names.count(job) <= 1 for job in lab.jobs)
 

@@ -4,7 +4,6 @@ the whole test Lab (simple, scatter-gather, inter-run, a group) runs to completi
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
+from tests.bedtargets import cli, last_json, scancel_recorded, scontrol, slurm_cluster, write_config
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,59 +23,22 @@ pytestmark = [pytest.mark.slurm, pytest.mark.sshd]
 DEADLINE = 120
 
 
+# rules come after the Lab's hints, so they win for every job
+RULES = (
+    '[[rules]]\njob_id_glob = "*"\nmem = "100M"\ntime = "00:07:00"\nsbatch_opts = ["--comment=repx-e2e"]\n'
+    '[[rules]]\njob_id_glob = "*stage-D-*"\n[rules.worker_resources]\ncpus-per-task = 2\n'
+)
+
+
 @pytest.fixture
 def cluster(tmp_path, sshd_target, slurm_available):
-    base = tmp_path / "cluster-store"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    resources = tmp_path / "resources.toml"
-    # rules come after the Lab's hints, so they win for every job
-    resources.write_text(
-        f'[defaults]\npartition = "{slurm_available["partition"]}"\ncpus-per-task = 1\ntime = "00:05:00"\n'
-        '[[rules]]\njob_id_glob = "*"\nmem = "100M"\ntime = "00:07:00"\nsbatch_opts = ["--comment=repx-e2e"]\n'
-        '[[rules]]\njob_id_glob = "*stage-D-*"\n[rules.worker_resources]\ncpus-per-task = 2\n'
-    )
-    submitted: list[str] = []
+    bed = slurm_cluster(tmp_path, sshd_target, slurm_available["partition"], cpus=1, rules=RULES)
 
     def run(lab_dir: Path, *runs: str) -> dict:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "repx_tui",
-                "run",
-                *runs,
-                "--lab",
-                str(lab_dir),
-                "--target",
-                "cluster",
-                "--resources",
-                str(resources),
-                "--headless",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-            env={**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]},
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        answer = json.loads(result.stdout.strip().splitlines()[-1])
-        submitted.extend(s["slurm_id"] for s in answer["submitted"])
-        return answer
+        return last_json(bed.run(lab_dir, *runs, timeout=120))
 
-    yield base, run, slurm_available
-    if submitted:
-        subprocess.run(["scancel", *submitted], capture_output=True)
-
-
-def scontrol(slurm_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", slurm_id], capture_output=True, text=True).stdout
-    return dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+    yield bed.base, run, slurm_available
+    scancel_recorded(bed.base)
 
 
 def in_queue(slurm_ids: list[str]) -> set[str]:
@@ -177,30 +140,12 @@ def test_the_same_lab_in_another_base_path_is_not_mistaken_for_ours(cluster, tmp
     first_ids = [s["slurm_id"] for s in first["submitted"]]
     assert set(s["job"] for s in first["submitted"]) == set(lab.jobs)
 
-    other = tmp_path / "other-config.toml"
-    other.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{tmp_path / "other-store"}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    env = {**os.environ, "REPX_CONFIG": str(other), "REPX_SSH_CONFIG": sshd_target["ssh_config"]}
-    status = subprocess.run(
-        [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env=env,
-    )
+    other = write_config(tmp_path / "other-config.toml", sshd_target, tmp_path / "other-store")
+    env = {"REPX_SSH_CONFIG": sshd_target["ssh_config"]}
+    status = cli(other, "status", "--lab", str(lab_dir), "--target", "cluster", "--json", env=env, timeout=120)
     assert status.returncode == 0, status.stderr
     states = {j["job"]: j for j in json.loads(status.stdout)["jobs"]}
     assert {j["state"] for j in states.values()} <= {"pending", "blocked"}
     assert all(j["slurm_id"] is None for j in states.values())
-    cancel = subprocess.run(
-        [sys.executable, "-m", "repx_tui", "cancel", "@all", "--lab", str(lab_dir), "--target", "cluster", "--yes"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env=env,
-    )
+    cancel = cli(other, "cancel", "@all", "--lab", str(lab_dir), "--target", "cluster", "--yes", env=env, timeout=120)
     assert in_queue(first_ids) == set(first_ids), cancel.stdout + cancel.stderr  # the other base touched nothing

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
+from tests.bedtargets import recorded_ids, slurm_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -61,15 +62,6 @@ def cut_lab(tmp_path, monkeypatch) -> tuple[Path, Path]:
     return lab_dir, state
 
 
-def records(base: Path, lab: Lab) -> dict[str, list[str]]:
-    ids: dict[str, list[str]] = {}
-    for record in sorted((base / "submissions" / lab.lab_id).glob("*.json")):
-        for line in record.read_text().splitlines():
-            entry = json.loads(line)
-            ids.setdefault(entry["job"], []).append(entry["slurm_id"])
-    return ids
-
-
 def queued_ids_by_name(names: set[str]) -> dict[str, list[str]]:
     out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
     found: dict[str, list[str]] = {}
@@ -85,51 +77,18 @@ def test_a_batch_cut_after_sbatch_answered_loses_nothing_and_a_rerun_submits_eac
 ):
     lab_dir, state = cut_lab
     lab = Lab.load(lab_dir)
-    base = tmp_path / "cluster-store"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{base}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    resources = tmp_path / "resources.toml"  # held: nothing runs, everything stays queued
-    resources.write_text(  # a rule, not a default: rules come after the Lab's hints
-        f'[defaults]\npartition = "{slurm_available["partition"]}"\ntime = "00:05:00"\nmem = "64M"\n'
-        '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'
-    )
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "repx_tui",
-                "run",
-                "@all",
-                "--lab",
-                str(lab_dir),
-                "--target",
-                "cluster",
-                "--resources",
-                str(resources),
-                "--headless",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=150,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": sshd_target["ssh_config"]},
-        )
+    held = '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'  # a rule: rules come after the Lab's hints
+    bed = slurm_cluster(tmp_path, sshd_target, slurm_available["partition"], mem="64M", rules=held)
+    base = bed.base  # held: nothing runs, everything stays queued
 
     try:
-        cut = run()
+        cut = bed.run(lab_dir, "@all")
         assert cut.returncode != 0, cut.stdout  # the batch died under the client
         assert not (state / "armed").exists() and (state / "count").read_text().strip() == str(CUT_AT)
-        answer = run()
+        answer = bed.run(lab_dir, "@all")
         assert answer.returncode == 0, answer.stdout + answer.stderr
         result = json.loads(answer.stdout.strip().splitlines()[-1])
-        recorded = records(base, lab)
+        recorded = recorded_ids(base, lab.lab_id)
         queued = queued_ids_by_name(set(lab.jobs))
         # the cut job's id was recorded: the rerun skipped the first CUT_AT jobs, submitted the rest
         assert len(result["skipped"]) == CUT_AT

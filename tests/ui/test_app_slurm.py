@@ -14,6 +14,7 @@ from repx_tui.backend.resources import load_resources
 from repx_tui.ui.app import RepxApp
 from repx_tui.ui.screens.cancel import CancelScreen
 from repx_tui.ui.screens.jobs import RUN_KEY_PREFIX, JobsScreen
+from tests.bedtargets import scancel_recorded, slurm_cluster
 from tests.helpers import async_wait_until
 from tests.labgen import make_lab
 from tests.ui.helpers import Recorder, table_cell
@@ -24,31 +25,14 @@ REPORT_SLEEP = 120  # the analysis job sleeps this long, so it is still running 
 
 @pytest.fixture
 def slurm_config(tmp_path, monkeypatch, sshd_target, slurm_available):
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{tmp_path / "cluster-store"}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    resources = tmp_path / "resources.toml"
-    resources.write_text(
-        f'[defaults]\npartition = "{slurm_available["partition"]}"\ncpus-per-task = 1\nmem = "100M"\ntime = "00:05:00"\n'
-    )
-    monkeypatch.setenv("REPX_CONFIG", str(config))
-    monkeypatch.setenv("REPX_SSH_CONFIG", sshd_target["ssh_config"])
-    return load_config(), load_resources(resources)
+    """The SLURM target `cluster`; its jobs are scancel'led after the test, passed or not."""
+    bed = slurm_cluster(tmp_path, sshd_target, slurm_available["partition"], cpus=1, mem="100M")
+    bed.use(monkeypatch)
+    yield load_config(), load_resources(bed.resources)
+    scancel_recorded(bed.base)
 
 
-@pytest.fixture
-def leftovers():
-    """Apps whose SLURM jobs are scancel'led after the test, passed or not."""
-    apps: list[RepxApp] = []
-    yield apps
-    ids = [i.state.slurm_id for app in apps for i in app.jobs_model.jobs.values() if i.state.slurm_id]
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
-
-
-async def test_slurm_run_shows_ids_and_cancels_from_the_table(slurm_config, leftovers, tmp_path):
+async def test_slurm_run_shows_ids_and_cancels_from_the_table(slurm_config, tmp_path):
     config, resources = slurm_config
     lab_path = make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-E-report": REPORT_SLEEP})
     lab = Lab.load(lab_path)
@@ -56,7 +40,6 @@ async def test_slurm_run_shows_ids_and_cancels_from_the_table(slurm_config, left
     (report,) = lab.runs["analysis"].jobs
     record = Recorder()
     app = RepxApp(config, lab_path=str(lab_path), target="cluster")
-    leftovers.append(app)
     async with app.run_test(size=(100, 30), message_hook=record) as pilot:
         assert app.current_mode == "jobs"
         await async_wait_until(lambda: app.controller.lab is not None, timeout=30, message="Lab loaded")

@@ -5,8 +5,6 @@ times, and the pull key (p) brings the run's outputs home."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from repx_tui.backend.config import load_config
@@ -18,6 +16,7 @@ from repx_tui.ui.screens.inspector import InspectorScreen
 from repx_tui.ui.screens.jobs import RUN_KEY_PREFIX, JobsScreen
 from repx_tui.ui.screens.overview import OverviewScreen
 from repx_tui.ui.screens.pull import PullScreen
+from tests.bedtargets import scancel_recorded, slurm_cluster
 from tests.helpers import async_wait_until
 from tests.hungrylab import make_hungry_lab
 from tests.ui.helpers import Recorder, screen_text, table_cell
@@ -25,35 +24,29 @@ from tests.ui.helpers import Recorder, screen_text, table_cell
 pytestmark = [pytest.mark.slurm, pytest.mark.sshd, pytest.mark.timeout(300)]
 
 
+# --acctg-freq=1: memory sampled every second (see tests/hungrylab.py)
+RULES = (
+    '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--acctg-freq=1"]\n'
+    '[[rules]]\njob_id_glob = "*stage-B-producer*"\nmem = "700M"\n'
+)
+
+
 @pytest.fixture
 def slurm_setup(tmp_path, monkeypatch, sshd_target, slurm_available):
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{sshd_target["alias"]}"\nbase_path = "{tmp_path / "store"}"\n'
-        'default_scheduler = "slurm"\n[targets.cluster.slurm]\nexecution_types = ["native"]\n'
-    )
-    resources = tmp_path / "resources.toml"
-    resources.write_text(  # --acctg-freq=1: memory sampled every second (see tests/hungrylab.py)
-        f'[defaults]\npartition = "{slurm_available["partition"]}"\ncpus-per-task = 1\nmem = "300M"\n'
-        'time = "00:05:00"\n[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--acctg-freq=1"]\n'
-        '[[rules]]\njob_id_glob = "*stage-B-producer*"\nmem = "700M"\n'
-    )
-    monkeypatch.setenv("REPX_CONFIG", str(config))
-    monkeypatch.setenv("REPX_SSH_CONFIG", sshd_target["ssh_config"])
-    apps: list[RepxApp] = []
-    yield load_config(), load_resources(resources), resources, apps
-    ids = [i.state.slurm_id for app in apps for i in app.jobs_model.jobs.values() if i.state.slurm_id]
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
+    """The SLURM target `cluster`; its jobs are scancel'led after the test, passed or not."""
+    partition = slurm_available["partition"]
+    bed = slurm_cluster(tmp_path, sshd_target, partition, base=tmp_path / "store", cpus=1, mem="300M", rules=RULES)
+    bed.use(monkeypatch)
+    yield load_config(), load_resources(bed.resources)
+    scancel_recorded(bed.base)
 
 
 async def test_efficiency_inspector_overview_and_pull_on_real_slurm(slurm_setup, tmp_path):
-    config, resources, resources_path, apps = slurm_setup
+    config, resources = slurm_setup
     lab_dir, hungry = make_hungry_lab(tmp_path / "lab")
     simulation = set(Lab.load(lab_dir).runs["simulation"].jobs)
     record = Recorder()
     app = RepxApp(config, lab_path=str(lab_dir), target="cluster", run_options={"resources": resources})
-    apps.append(app)
     async with app.run_test(size=(120, 36), message_hook=record) as pilot:
         await async_wait_until(lambda: app.controller.lab is not None, timeout=30, message="Lab loaded")
         app.controller.run(["simulation"], resources=resources)
