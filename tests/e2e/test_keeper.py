@@ -19,33 +19,13 @@ import pytest
 from repx_tui.backend.keeper import paths
 from repx_tui.backend.keeper.client import find_keeper
 from tests import labgen
+from tests.bedtargets import answer_key_and_password, login_env
 from tests.helpers import wait_until
 from tests.infra.fixtures import twofa_logins
-from tests.terminal import Terminal
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 90
 pytestmark = [pytest.mark.sshd]
-
-
-@pytest.fixture
-def e2e_base(tmp_path):
-    """A base_path the unprivileged user e2e can create (pytest's tmp_path is root-only); removed after."""
-    path = Path("/tmp") / f"repx-e2e-{os.getpid()}-{tmp_path.name}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def setup(tmp_path: Path, target: dict, base: Path, runtime: Path | None = None) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[targets.cluster]\naddress = "{target["alias"]}"\nbase_path = "{base}"\ndefault_scheduler = "local"\n'
-    )
-    if runtime is None:
-        runtime = tmp_path / "runtime"
-        runtime.mkdir(mode=0o700)
-    return {**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": target["ssh_config"],
-            "XDG_RUNTIME_DIR": str(runtime)}  # fmt: skip
 
 
 def repx(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess:
@@ -86,22 +66,14 @@ def logged_out():
 def test_one_login_serves_every_later_command_until_logout(tmp_path, e2e_base, twofa_pw_target, logged_out):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-A-producer": 60}, log_lines=3)
     base = e2e_base
-    env = setup(tmp_path, twofa_pw_target, base)
+    env = login_env(tmp_path, twofa_pw_target, base)
     logged_out.append(env)
     lab = ["--lab", str(lab_dir), "--target", "cluster"]
     code = twofa_pw_target["totp"].fresh_code()
     before = twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password")
 
-    term = Terminal([sys.executable, "-m", "repx_tui", "login", "cluster", "--idle", "5m"], env=env, cwd=str(REPO))
-    try:
-        term.expect("Passphrase for key", timeout=30)
-        term.send(twofa_pw_target["passphrase"] + "\n")
-        term.expect("Password for e2e-2fa-pw", timeout=30)
-        term.send(code + "\n")
-        assert term.wait(timeout=60) == 0, term.output
-    finally:
-        term.kill()
-    assert "logged in to cluster (e2e-2fa-pw); kept by pid" in term.output and "5 min" in term.output
+    shown = answer_key_and_password(["login", "cluster", "--idle", "5m"], env, twofa_pw_target, code)
+    assert "logged in to cluster (e2e-2fa-pw); kept by pid" in shown and "5 min" in shown
 
     # no terminal from here on: any command that logged in itself would fail
     synced = json.loads(repx(env, "sync", *lab, "--json").stdout.strip().splitlines()[-1])
@@ -138,7 +110,7 @@ def reachable_runtime_dir():
 
 
 def test_the_keeper_is_private_to_its_user(tmp_path, sshd_target, reachable_runtime_dir, logged_out, monkeypatch):
-    env = setup(tmp_path, sshd_target, tmp_path / "base", runtime=reachable_runtime_dir)
+    env = login_env(tmp_path, sshd_target, tmp_path / "base", runtime=reachable_runtime_dir)
     logged_out.append(env)
     repx(env, "login", "cluster")
     directory = Path(env["XDG_RUNTIME_DIR"]) / "repx-tui"
@@ -168,7 +140,7 @@ def test_the_keeper_is_private_to_its_user(tmp_path, sshd_target, reachable_runt
 
 
 def test_an_idle_keeper_ends_itself(tmp_path, sshd_target, logged_out):
-    env = setup(tmp_path, sshd_target, tmp_path / "base")
+    env = login_env(tmp_path, sshd_target, tmp_path / "base")
     logged_out.append(env)
     repx(env, "login", "cluster", "--idle", "2")
     pid = keeper_pid(env)
@@ -182,7 +154,7 @@ def test_an_idle_keeper_ends_itself(tmp_path, sshd_target, logged_out):
 
 def test_a_killed_keeper_is_not_used_and_login_starts_a_new_one(tmp_path, sshd_target, logged_out):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
-    env = setup(tmp_path, sshd_target, tmp_path / "base")
+    env = login_env(tmp_path, sshd_target, tmp_path / "base")
     logged_out.append(env)
     repx(env, "login", "cluster")
     first = keeper_pid(env)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,21 +24,13 @@ from repx_tui.backend.events import CancelReport, LogChunk
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.session import TargetSession
 from tests import labgen
+from tests.bedtargets import answer_key_and_password, login_env
 from tests.helpers import async_wait_until
 from tests.infra.fixtures import twofa_logins
-from tests.terminal import Terminal
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 90
 pytestmark = [pytest.mark.sshd]
-
-
-@pytest.fixture
-def e2e_base(tmp_path):
-    """A base_path the unprivileged user e2e can create (pytest's tmp_path is root-only); removed after."""
-    path = Path("/tmp") / f"repx-e2e-{os.getpid()}-{tmp_path.name}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class Codes:
@@ -62,21 +53,6 @@ class Codes:
     @property
     def questions(self) -> list[AuthChallenge]:
         return [c for c in self.challenges if c.prompts]
-
-
-def config_file(tmp_path: Path, target: dict, base: Path, scheduler: str = "local") -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[targets.cluster]\naddress = "{target["alias"]}"\nbase_path = "{base}"\ndefault_scheduler = "{scheduler}"\n'
-    )
-    return path
-
-
-def cli_env(config: Path, target: dict, tmp_path: Path) -> dict[str, str]:
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    return {**os.environ, "REPX_CONFIG": str(config), "REPX_SSH_CONFIG": target["ssh_config"],
-            "XDG_RUNTIME_DIR": str(runtime)}  # fmt: skip
 
 
 async def test_one_code_for_a_whole_session(tmp_path, twofa_target, monkeypatch):
@@ -128,7 +104,7 @@ async def test_a_wrong_code_is_one_clear_error(tmp_path, twofa_target, monkeypat
 
 def test_without_a_terminal_the_cli_says_how_to_log_in_first(tmp_path, twofa_target):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
-    env = cli_env(config_file(tmp_path, twofa_target, tmp_path / "base"), twofa_target, tmp_path)
+    env = login_env(tmp_path, twofa_target, tmp_path / "base")
     result = subprocess.run(
         [sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster", "--json"],
         capture_output=True, text=True, cwd=REPO, timeout=60, env=env, start_new_session=True,  # no controlling tty
@@ -152,21 +128,14 @@ def test_without_a_terminal_the_cli_says_how_to_log_in_first(tmp_path, twofa_tar
 def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_path, e2e_base, twofa_pw_target):
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
     base = e2e_base
-    env = cli_env(config_file(tmp_path, twofa_pw_target, base), twofa_pw_target, tmp_path)
+    env = login_env(tmp_path, twofa_pw_target, base)
     code = twofa_pw_target["totp"].fresh_code()
     before = twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password")
-    term = Terminal([sys.executable, "-m", "repx_tui", "status", "--lab", str(lab_dir), "--target", "cluster"],
-                    env=env, cwd=str(REPO))  # fmt: skip
-    try:
-        term.expect("cluster: Passphrase for key ", timeout=30)
-        term.send(twofa_pw_target["passphrase"] + "\n")
-        term.expect("cluster: Password for e2e-2fa-pw: ", timeout=30)
-        term.send(code + "\n")
-        assert term.wait(timeout=60) == 0, term.output
-    finally:
-        term.kill()
-    assert "stage-A-producer" in term.output or "pending" in term.output  # the status table
-    assert code not in term.output and twofa_pw_target["passphrase"] not in term.output  # never echoed
+    status = ["status", "--lab", str(lab_dir), "--target", "cluster"]
+    prompts = ("cluster: Passphrase for key ", "cluster: Password for e2e-2fa-pw: ")
+    shown = answer_key_and_password(status, env, twofa_pw_target, code, prompts)
+    assert "stage-A-producer" in shown or "pending" in shown  # the status table
+    assert code not in shown and twofa_pw_target["passphrase"] not in shown  # never echoed
     assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1
 
 
