@@ -103,6 +103,18 @@ def wait_running(gated: GatedLab, files: AgentFiles) -> None:
     )
 
 
+def wait_run_succeeded(gated: GatedLab, files: AgentFiles) -> set[str]:
+    """The simulation run's jobs, once the agent has run every one of them to success."""
+    simulation = set(gated.lab.runs["simulation"].jobs)
+    wait_until(
+        lambda: all(files.states().get(j) == "succeeded" for j in simulation),
+        timeout=DEADLINE,
+        interval=0.2,
+        message="the whole run succeeded",
+    )
+    return simulation
+
+
 def kill_agent(files: AgentFiles, whole_group: bool) -> None:
     """kill -9 the agent: its pid only (its rc watchers live on), or its whole process group."""
     pid = files.pid()
@@ -201,13 +213,7 @@ def test_agent_and_job_killed_show_failed_then_run_resumes_the_queue(tmp_path, g
     gated.gate.touch()
     again = cli_run(config, gated.dir, "local", *gated.producers)
     assert {s["job"] for s in again["submitted"]} == set(gated.producers)  # a re-run
-    simulation = set(gated.lab.runs["simulation"].jobs)
-    wait_until(
-        lambda: all(files.states().get(j) == "succeeded" for j in simulation),
-        timeout=DEADLINE,
-        interval=0.2,
-        message="the whole run succeeded",
-    )
+    simulation = wait_run_succeeded(gated, files)
     assert all(gated.start_count(j) == 2 for j in gated.producers)
     final = by_job(cli_status(config, gated.dir, "local"))
     assert {final[j]["state"] for j in simulation} == {"succeeded"}
@@ -234,11 +240,5 @@ def test_over_ssh_a_dead_agent_and_job_show_failed_and_run_again(tmp_path, gated
     assert doomed in {s["job"] for s in again["submitted"]}
     assert survivor in {s["job"] for s in again["skipped"]}
     gated.gate.touch()
-    simulation = set(gated.lab.runs["simulation"].jobs)
-    wait_until(
-        lambda: all(files.states().get(j) == "succeeded" for j in simulation),
-        timeout=DEADLINE,
-        interval=0.2,
-        message="the whole run succeeded",
-    )
+    wait_run_succeeded(gated, files)
     assert gated.start_count(doomed) == 2 and gated.start_count(survivor) == 1
