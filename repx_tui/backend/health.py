@@ -17,6 +17,7 @@ from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, HealthCheck, TargetHealth, discard
 from repx_tui.backend.runtimes import PROBE_FUNCTION, configured_runtimes, parse_probe
+from repx_tui.backend.textnum import unsigned
 
 # One round trip for everything after login. Prints key=value lines, then one line per
 # container runtime the target is configured for (see runtimes.py).
@@ -115,8 +116,8 @@ def _interpret(target: Target, base: str, scheduler: str, facts: dict[str, str])
             )
         )
     free = facts.get("free_kib", "").strip()
-    if free.isdigit():
-        free_bytes = int(free) * 1024
+    if (free_kib := unsigned(free)) is not None:
+        free_bytes = free_kib * 1024
         ok = free_bytes >= LOW_SPACE_BYTES
         checks.append(
             HealthCheck(

@@ -30,6 +30,7 @@ from repx_tui.backend.resources import DIRECTIVE_FIELDS, Directives, Explained, 
 from repx_tui.backend.status.efficiency import human_bytes, human_seconds, parse_duration, parse_size
 from repx_tui.backend.status.merge import HintFor
 from repx_tui.backend.status.slurm import SEP, AcctEntry, parse_sacct, sacct_argv
+from repx_tui.backend.textnum import signed, unsigned
 from repx_tui.backend.transport.base import Transport
 
 K = JobStateKind
@@ -145,8 +146,8 @@ def parse_units(text: str, root: str) -> tuple[UnitState, ...]:
         parts = line.split(SEP)
         if parts[0] == "F" and len(parts) == 3:
             codes[parts[1]] = parts[2]
-        elif parts[0] == "S" and len(parts) == 4 and parts[2].isdigit():
-            stats[parts[1]] = (int(parts[2]), float(parts[3]) if _number(parts[3]) else 0.0)
+        elif parts[0] == "S" and len(parts) == 4 and (size := unsigned(parts[2])) is not None:
+            stats[parts[1]] = (size, float(parts[3]) if _number(parts[3]) else 0.0)
     files: dict[str, dict[str, str]] = {}
     for path in codes:
         rel = path[len(root) + 1 :] if path.startswith(root + "/") else ""
@@ -182,7 +183,7 @@ def _unit_state(
         return stats[names[name]][1] if name in names and names[name] in stats else None
 
     code_text = codes.get(names.get("exit_code", ""), "").strip()
-    code = int(code_text) if code_text.lstrip("-").isdigit() else None
+    code = signed(code_text)
     if "SUCCESS" in names:
         state, ended = "succeeded", mtime("SUCCESS")
     elif "FAIL" in names:

@@ -31,6 +31,7 @@ from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.sync.common import Throttle, failure_reason
 from repx_tui.backend.sync.lab import local_rsync, own_metadata
+from repx_tui.backend.textnum import unsigned
 from repx_tui.backend.transport.base import Transport
 
 # $1 outputs dir, $2 the Lab's host-tools bin; job ids on stdin, one a line. Prints the rsync to
@@ -120,7 +121,7 @@ class _Tally:
     def line(self, text: str) -> None:
         size, _, name = text.partition(" ")
         job, _, rest = name.partition("/")
-        if job not in self.files or not size.isdigit() or not rest or name.endswith("/"):
+        if job not in self.files or unsigned(size) is None or not rest or name.endswith("/"):
             return  # a directory, or a line that is not a transferred file
         self.files[job] += 1
         self.bytes[job] += int(size)

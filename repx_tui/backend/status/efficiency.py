@@ -11,6 +11,7 @@ import re
 
 from repx_tui.backend.events import Efficiency
 from repx_tui.backend.status.slurm import AcctEntry
+from repx_tui.backend.textnum import unsigned
 
 _DURATION = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTP]?)([nc]?)$")
@@ -51,7 +52,7 @@ def parse_time(text: str) -> float | None:
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.strip().isdigit() else None
+    return unsigned(text.strip())
 
 
 def _shown(text: str) -> str | None:

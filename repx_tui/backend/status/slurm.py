@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from repx_tui.backend.events import JobStateKind
+from repx_tui.backend.textnum import unsigned
 
 SEP = "\x1f"  # ASCII unit separator: cannot appear in a SLURM job name typed by a person
 SQUEUE_FIELDS = ("%i", "%j", "%T", "%M", "%N", "%r", "%P")
@@ -72,7 +73,7 @@ def sacct_argv(slurm_ids: Iterable[str]) -> list[str]:
 
 def _id_sort_key(slurm_id: str) -> tuple[int, str]:
     head = slurm_id.split("_", 1)[0]
-    return (int(head) if head.isdigit() else 0, slurm_id)
+    return (unsigned(head) or 0, slurm_id)
 
 
 def parse_squeue(text: str) -> list[QueueEntry]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.status.slurm import SEP, QueueEntry, owner_job
+from repx_tui.backend.textnum import unsigned
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ def parse_snapshot(text: str) -> RemoteSnapshot:
         elif kind == "F" and len(parts) == 2:
             file_path = parts[1]
         elif kind == "D" and len(parts) == 3:
-            snap.dead_runs[parts[1]] = int(parts[2]) if parts[2].isdigit() else None
+            snap.dead_runs[parts[1]] = unsigned(parts[2])
         elif kind == "G" and len(parts) == 1:
             snap.agent_gone = True
     return snap

@@ -20,6 +20,7 @@ import posixpath
 from dataclasses import dataclass
 
 from repx_tui.backend.errors import SyncError
+from repx_tui.backend.textnum import unsigned
 
 RECORDS = posixpath.join(".repx", "verified")
 
@@ -286,4 +287,4 @@ def _opt(value: str) -> str | None:
 
 
 def _opt_int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return unsigned(value)

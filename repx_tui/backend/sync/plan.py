@@ -22,6 +22,7 @@ from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import SyncContext
 from repx_tui.backend.sync.compress import TargetCodecs
 from repx_tui.backend.sync.layerstore import LIST_FUNCTION, RemoteState, parse_listing, refuse_links
+from repx_tui.backend.textnum import unsigned
 
 # $1 base, $2 host-tools dir, $3 the Lab's own manifest on the target, $4 the lab-synced marker,
 # then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
@@ -144,7 +145,7 @@ def parse_facts(stdout: str, round_trip: float) -> TargetCodecs:
     cpus, zstd, gzip, openssl, started, ended = (line.split()[1:] + ["-"] * 6)[:6]
     script = _seconds(ended) - _seconds(started) if started != "-" and ended != "-" else 0.0
     return TargetCodecs(
-        cpus=int(cpus) if cpus.isdigit() else None,
+        cpus=unsigned(cpus),
         zstd=_path(zstd), gzip=_path(gzip), openssl=_path(openssl),
         rtt=max(round_trip - max(script, 0.0), 0.0),
     )  # fmt: skip
