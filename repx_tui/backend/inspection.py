@@ -30,7 +30,7 @@ from repx_tui.backend.resources import DIRECTIVE_FIELDS, Directives, Explained, 
 from repx_tui.backend.status.efficiency import human_bytes, human_seconds, parse_duration, parse_size
 from repx_tui.backend.status.merge import HintFor
 from repx_tui.backend.status.slurm import SEP, AcctEntry, parse_sacct, sacct_argv
-from repx_tui.backend.textnum import signed, unsigned
+from repx_tui.backend.textnum import decimal, signed, unsigned
 from repx_tui.backend.transport.base import Transport
 
 K = JobStateKind
@@ -147,7 +147,7 @@ def parse_units(text: str, root: str) -> tuple[UnitState, ...]:
         if parts[0] == "F" and len(parts) == 3:
             codes[parts[1]] = parts[2]
         elif parts[0] == "S" and len(parts) == 4 and (size := unsigned(parts[2])) is not None:
-            stats[parts[1]] = (size, float(parts[3]) if _number(parts[3]) else 0.0)
+            stats[parts[1]] = (size, decimal(parts[3]) or 0.0)
     files: dict[str, dict[str, str]] = {}
     for path in codes:
         rel = path[len(root) + 1 :] if path.startswith(root + "/") else ""
@@ -156,14 +156,6 @@ def parse_units(text: str, root: str) -> tuple[UnitState, ...]:
         if name in MARKER_FILES and _UNIT.fullmatch(unit):
             files.setdefault(unit, {})[name] = path
     return tuple(_unit_state(unit, names, codes, stats) for unit, names in sorted(files.items(), key=_order))
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _order(item: tuple[str, Any]) -> tuple[int, int, str]:

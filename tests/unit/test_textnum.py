@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repx_tui.backend.textnum import signed, unsigned
+from repx_tui.backend.textnum import decimal, signed, unsigned
 
 
 def test_ascii_numbers_and_nothing_else():
@@ -23,3 +23,11 @@ def test_any_text_gives_a_number_or_none(text):
         assert value == int(text) and maybe_negative == int(text)
     else:
         assert value is None
+
+
+def test_decimals_as_targets_print_them_and_not_what_only_float_takes():
+
+    assert decimal("1.5") == 1.5 and decimal("-2") == -2.0 and decimal("1733051502,25") == 1733051502.25
+    assert decimal(".5") == 0.5 and decimal("3.") == 3.0
+    for odd in ("nan", "NAN", "inf", "-Infinity", "1e9", "", ".", "-", "1.2.3", "١", " 1"):
+        assert decimal(odd) is None, odd

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from repx_tui.backend.errors import TransportError
+from repx_tui.backend.textnum import decimal
 
 #: default idle time before a keeper ends (seconds); REPX_KEEPER_IDLE or `login --idle` change it
 DEFAULT_IDLE = 600
@@ -66,10 +67,10 @@ def idle_seconds(value: str | float | None = None) -> float:
     raw = str(value if value is not None else os.environ.get("REPX_KEEPER_IDLE", DEFAULT_IDLE)).strip().lower()
     scale = {"s": 1, "m": 60, "h": 3600}.get(raw[-1:], None)
     number = raw[:-1] if scale else raw
-    try:
-        seconds = float(number) * (scale or 1)
-    except ValueError:
-        raise TransportError(f"idle time {raw!r} is not a number of seconds (or 10m, 1h)") from None
+    amount = decimal(number) if "," not in number else None
+    if amount is None:
+        raise TransportError(f"idle time {raw!r} is not a number of seconds (or 10m, 1h)")
+    seconds = amount * (scale or 1)
     if not 0 < seconds <= 7 * 24 * 3600:
         raise TransportError(f"idle time {raw!r} must be more than 0 and at most a week")
     return seconds

@@ -22,7 +22,7 @@ from repx_tui.backend.layout import safe_component
 from repx_tui.backend.sync.common import SyncContext
 from repx_tui.backend.sync.compress import TargetCodecs
 from repx_tui.backend.sync.layerstore import LIST_FUNCTION, RemoteState, parse_listing, refuse_links
-from repx_tui.backend.textnum import unsigned
+from repx_tui.backend.textnum import decimal, unsigned
 
 # $1 base, $2 host-tools dir, $3 the Lab's own manifest on the target, $4 the lab-synced marker,
 # then (optional) the image listing's arguments (see layerstore.LIST_FUNCTION).
@@ -163,10 +163,7 @@ def same_host(ctx: SyncContext) -> bool:
 
 
 def _seconds(value: str) -> float:
-    try:
-        return float(value.replace(",", "."))  # EPOCHREALTIME follows the locale's decimal point
-    except ValueError:
-        return 0.0
+    return decimal(value) or 0.0  # EPOCHREALTIME follows the locale's decimal point
 
 
 def _path(value: str) -> str | None:
