@@ -9,12 +9,12 @@ from hypothesis import settings
 
 pytest_plugins = ["tests.infra.fixtures"]
 
-# Property tests explore new examples on every developer run; CI replays a fixed sequence so a
-# submission is judged on the code, not on the luck of the draw (what a developer's run finds
-# becomes a hand-written case).
+# Property tests draw new examples on every developer run; the whole suite (tests/run-all.sh,
+# hence CI) replays a fixed sequence, so a submission is judged on the code and not on the luck
+# of the draw (what a developer's run finds becomes a hand-written case).
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile("dev")
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("REPX_HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,14 @@
 #   bash tests/run-all.sh [pytest args...]     (default: tests/)
 #   REPX_E2E_KEEP_RUNNING=1   leave sshd/SLURM running afterwards
 #   REPX_E2E_SKIP_INSTALL=1   skip tests/infra/install.sh
+#   REPX_HYPOTHESIS_PROFILE=dev  let property tests draw new examples (default here: ci, a fixed
+#                                replay, so the suite judges the code and not the draw)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 REPX_E2E_DIR="${REPX_E2E_DIR:-/tmp/repx-e2e}"
-export REPX_E2E_DIR
+REPX_HYPOTHESIS_PROFILE="${REPX_HYPOTHESIS_PROFILE:-ci}"
+export REPX_E2E_DIR REPX_HYPOTHESIS_PROFILE
 
 # shellcheck disable=SC2317 # invoked via trap
 cleanup() {
