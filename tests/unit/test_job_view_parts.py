@@ -133,3 +133,26 @@ def test_units_of_a_scatter_gather_job_from_the_one_round_trip():
     assert units["scatter"].state == "succeeded" and units["scatter"].exit_code == 0
     assert units["branch-10/step-sq"].state == "failed" and units["branch-10/step-sq"].exit_code == 137
     assert units["branch-2/step-sq"].state == "running" and units["branch-2/step-sq"].stderr_bytes == 7
+
+
+def test_jobs_the_local_agent_blocked_behind_a_failure_get_no_eta_and_keep_their_reason():
+    """The agent's own words ("upstream <job> failed"), not the DAG's: those jobs never run until a
+    retry, so the overview gives no ETA for them, and a job reading another run is not said to be
+    "waiting on run ..." (it is not waiting: it is blocked)."""
+    from repx_tui.backend.status import AgentJob, RemoteSnapshot, StatusInputs, merge_states
+
+    jobs, finals = ("a", "b", "c", "d"), {"r": ("c",)}  # d reads run r, whose final job is c
+    snap = RemoteSnapshot(
+        markers={"a": "SUCCESS", "b": "FAIL"}, exit_codes={"b": 3},
+        agent={"a": AgentJob("succeeded"), "b": AgentJob("failed"), "c": AgentJob("blocked", reason="upstream b failed"),
+               "d": AgentJob("blocked", reason="upstream c blocked")},
+    )  # fmt: skip
+    inputs = StatusInputs(
+        jobs=jobs, deps={"a": (), "b": ("a",), "c": ("b",), "d": ("c",)}, run_of=dict.fromkeys(jobs, "r"),
+        snapshot=snap, queue={}, acct={}, source_runs={"d": finals},
+    )  # fmt: skip
+    states = merge_states(inputs)
+    assert states["d"].state is K.BLOCKED and states["d"].reason == "upstream c blocked", states["d"]
+    progress = run_progress("r", states.values(), {"b": 130.0}, watch_started=100.0, now=160.0)
+    assert progress.rate_per_min == 1.0  # b was seen finishing
+    assert progress.remaining == 0 and progress.eta_seconds is None

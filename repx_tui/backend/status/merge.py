@@ -248,12 +248,18 @@ def _derived_state(job: str, run: str, deps: Sequence[str], states: Mapping[str,
 _WAITING = frozenset({K.PENDING, K.QUEUED, K.BLOCKED})
 
 
+def blocked_by_failure(state: JobState) -> bool:
+    """Blocked behind an upstream that failed: nothing starts it until a retry. The DAG says
+    "upstream failed: <jobs>", the local agent "upstream <job> failed|blocked|cancelled"."""
+    return state.state is K.BLOCKED and (state.reason or "").startswith("upstream ")
+
+
 def _with_waiting_runs(
     state: JobState, runs: Mapping[str, tuple[str, ...]], states: Mapping[str, JobState]
 ) -> JobState:
     """A job that reads other runs and cannot start yet says which runs it waits on (unless an
     upstream failure already explains why it never will)."""
-    if state.state not in _WAITING or (state.reason or "").startswith("upstream failed"):
+    if state.state not in _WAITING or blocked_by_failure(state):
         return state
     waiting = tuple(
         run

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from repx_tui.backend.events import JobState, JobStateKind
+from repx_tui.backend.status.merge import blocked_by_failure
 
 K = JobStateKind
 _ACTIVE = frozenset({K.QUEUED, K.RUNNING, K.PENDING, K.BLOCKED})
@@ -54,7 +55,7 @@ def run_progress(
                 ends.append(eff.end_epoch)
             if state.job in seen_finished:
                 seen += 1
-        elif state.state is K.BLOCKED and (state.reason or "").startswith("upstream failed"):
+        elif blocked_by_failure(state):
             blocked_for_good += 1
         elif state.state in _ACTIVE:
             active = True
