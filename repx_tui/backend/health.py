@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import humanize
 
@@ -18,6 +17,7 @@ from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, HealthCheck, TargetHealth, discard
 from repx_tui.backend.runtimes import PROBE_FUNCTION, configured_runtimes, parse_probe
 from repx_tui.backend.textnum import unsigned
+from repx_tui.backend.transport.base import Transport
 
 # One round trip for everything after login. Prints key=value lines, then one line per
 # container runtime the target is configured for (see runtimes.py).
@@ -53,16 +53,22 @@ def _ssh_hint(target: Target) -> str:
     return f"ssh -o BatchMode=yes {target.address} echo 'Connection successful'"
 
 
-async def check_target(target: Target, emit: EventSink = discard, timeout: float = 20.0) -> TargetHealth:
+async def check_target(
+    target: Target, emit: EventSink = discard, timeout: float = 20.0, transport: Transport | None = None
+) -> TargetHealth:
+    """Every check of one target; on `transport` when given (a session's, connected: left open),
+    else on a connection of its own that never asks for a code and is closed after."""
     from repx_tui.backend.transport import open_transport
 
     started = time.monotonic()
     checks: list[HealthCheck] = []
     scheduler = target.scheduler()
-    transport = open_transport(target, emit)
+    own = transport is None
+    transport = open_transport(target, emit) if transport is None else transport
     try:
         try:
-            await asyncio.wait_for(transport.connect(), timeout)
+            if own:
+                await asyncio.wait_for(transport.connect(), timeout)
         except AuthRequired:  # answered, but wants a code or password: a check never asks
             checks.append(HealthCheck("reachable", True, "answers; the login needs a code, password or passphrase"))
             checks.append(HealthCheck("login", False, "interactive login needed: not checked further",
@@ -84,7 +90,8 @@ async def check_target(target: Target, emit: EventSink = discard, timeout: float
         checks.append(HealthCheck("probe", False, str(exc) or "timed out", None))
     finally:
         try:
-            await transport.close()
+            if own:
+                await transport.close()
         except Exception:  # closing a dead connection must not hide the real result
             pass
     return _done(target, checks, started, emit)
@@ -155,7 +162,3 @@ def _done(target: Target, checks: list[HealthCheck], started: float, emit: Event
     health = TargetHealth(target=target.name, checks=tuple(checks), seconds=time.monotonic() - started)
     emit(health)
     return health
-
-
-async def check_targets(targets: Sequence[Target], emit: EventSink = discard) -> list[TargetHealth]:
-    return list(await asyncio.gather(*(check_target(t, emit) for t in targets)))

@@ -30,6 +30,7 @@ from repx_tui.backend.events import (
     StatusReport,
     SubmitResult,
     SyncSummary,
+    TargetHealth,
     discard,
 )
 from repx_tui.backend.lab import Lab
@@ -110,6 +111,15 @@ class TargetSession:
         return self.lab
 
     # --- verbs --------------------------------------------------------------------------
+
+    async def health(self, timeout: float = 20.0) -> TargetHealth:
+        """Can the target be reached, logged in to, scheduled on and written to; its container
+        runtimes (emits TargetHealth). On this session's connection when it has one (no second
+        login, nothing asked again); else on one of its own that never asks and is closed after."""
+        from repx_tui.backend.health import check_target
+
+        live = self._transport if self._transport is not None and self._transport.is_connected() else None
+        return await check_target(self.target, self.emit, timeout, transport=live)
 
     async def sync(
         self, lab: Lab | None = None, runs: Iterable[str] | None = None, *, compress: str = "auto"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
 from repx_tui.backend.config import load_config
-from repx_tui.backend.health import check_targets
+from repx_tui.backend.session import TargetSession
 
 
 async def main(args: argparse.Namespace) -> int:
     config = load_config()
     targets = list(config.targets.values())
-    health = await check_targets(targets) if args.check else []
+    # every target at once; a check never asks for a code (a kept login is used when there is one)
+    health = await asyncio.gather(*(TargetSession(t).health() for t in targets)) if args.check else []
     by_name = {h.target: h for h in health}
     if args.json:
         out = []

@@ -143,10 +143,16 @@ class Controller:
             session.forget_states()
 
     def check_targets(self, names: Sequence[str] | None = None) -> Worker:
-        from repx_tui.backend.health import check_targets
+        """Every target's health at once: on its session's connection when the app logged in to
+        it (no second login, no code asked again), else on one that never asks."""
+        from repx_tui.backend.session import TargetSession
+
+        def session_of(target: Target) -> TargetSession:
+            kept = self._sessions.get(target.name)
+            return kept if kept is not None and kept.target == target else TargetSession(target, self.emit)
 
         targets = [self.config.targets[n] for n in (names or list(self.config.targets))]
-        return self._start("health", lambda: check_targets(targets, self.emit))
+        return self._start("health", lambda: asyncio.gather(*(session_of(t).health() for t in targets)))
 
     def load_lab(self, path: str) -> Worker:
         """Open a Lab (read once: the picker may have read it already), remember it as recent."""

@@ -14,7 +14,7 @@ from textual.widgets import Input
 
 from repx_tui.backend.auth import AuthCancelled, AuthChallenge
 from repx_tui.backend.config import load_config
-from repx_tui.backend.events import JobsChanged, Phase, PhaseDone
+from repx_tui.backend.events import JobsChanged, Phase, PhaseDone, TargetHealth
 from repx_tui.backend.keeper.client import KeeperTransport
 from repx_tui.ui.app import RepxApp
 from repx_tui.ui.screens.auth import AuthScreen, ModalAuthenticator
@@ -59,6 +59,13 @@ async def test_the_modal_asks_once_for_the_whole_session(tmp_path, twofa_target,
         session = app.controller._sessions["cluster"]
         assert session.authenticator.shown == 1 and session.transport.authentications == 1
         assert not record.failures()
+        checked = len(record.events(TargetHealth))
+        app.controller.check_targets()  # on the session's connection: logged in, nothing asked again
+        await async_wait_until(lambda: len(record.events(TargetHealth)) > checked, timeout=60,
+                               message="the health check")  # fmt: skip
+        health = record.events(TargetHealth)[-1]
+        assert health.ok and "login" not in {c.name for c in health.checks}, health.checks
+        assert session.authenticator.shown == 1 and session.transport.authentications == 1
         await pilot.press("q")
     assert twofa_logins(twofa_target["sshd_log"], "root") == before + 1
 

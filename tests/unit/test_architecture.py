@@ -62,3 +62,52 @@ def test_no_module_past_600_lines():
         str(p.relative_to(package)): n for p in package.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
     }
     assert long == {}
+
+
+# What a front end may not reach past TargetSession for: the connection, the phases, the
+# scheduler, the status machinery, cancel and health. (keeper.client stays: login/logout manage
+# the kept connection itself, before and after any session.)
+FRONT_END_FORBIDDEN_MODULES = tuple(
+    f"repx_tui.backend.{m}"
+    for m in (
+        "transport",
+        "schedulers",
+        "sync",
+        "cancel",
+        "health",
+        "layout",
+        "keeper.server",
+        "status.watcher",
+        "status.snapshot",
+        "status.slurm",
+        "status.merge",
+    )  # fmt: skip
+)
+FRONT_END_FORBIDDEN_NAMES = {"LogFollower", "list_log_units", "inspect_job", "pull_outputs", "lab_presence",
+                             "StatusWatcher", "sync_lab", "open_transport", "check_target", "check_targets"}  # fmt: skip
+
+
+def _backend_reaches(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            found |= {alias.name for alias in node.names if alias.name in FRONT_END_FORBIDDEN_NAMES}
+        found |= {m for m in modules if m.startswith(FRONT_END_FORBIDDEN_MODULES)}
+    return found
+
+
+def test_front_ends_reach_the_backend_only_through_the_session():
+    """Every headless command and every UI module uses TargetSession's verbs and the events:
+    none opens a transport, runs a phase, polls or checks health by itself."""
+    package = BACKEND.parent
+    offenders = {
+        str(p.relative_to(package)): sorted(bad)
+        for front in ("headless", "ui")
+        for p in (package / front).rglob("*.py")
+        if (bad := _backend_reaches(p))
+    }
+    assert offenders == {}
