@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repx_tui.backend.auth import Authenticator
 from repx_tui.backend.config import Target
@@ -40,6 +41,10 @@ from repx_tui.backend.resources import Resources
 from repx_tui.backend.sync import resolve_layout, sync_lab
 from repx_tui.backend.transport import Transport, open_transport
 
+if TYPE_CHECKING:
+    from repx_tui.backend.status import StatusWatcher
+    from repx_tui.backend.status.merge import HintFor
+
 
 class TargetSession:
     def __init__(
@@ -61,7 +66,7 @@ class TargetSession:
         self.scheduler = scheduler or target.scheduler()
         self._transport = transport
         self._layout: RemoteLayout | None = None
-        self._watcher = None  # the StatusWatcher of this Lab, made on first use
+        self._watcher: StatusWatcher | None = None  # the one of this Lab, made on first use
 
     # --- connection ---------------------------------------------------------------------
 
@@ -178,7 +183,7 @@ class TargetSession:
             job_ids, resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs
         )
 
-    def watcher(self):
+    def watcher(self) -> StatusWatcher:
         """The status watcher of this session's Lab (one per Lab: polls never overlap)."""
         from repx_tui.backend.status import StatusWatcher
 
@@ -205,7 +210,7 @@ class TargetSession:
                 return Resources()  # a broken file is reported by run; a hint is not worth failing for
         return self.resources
 
-    def _hint_for(self):
+    def _hint_for(self) -> HintFor | None:
         """OUT_OF_MEMORY / TIMEOUT hints naming the resources.toml value to raise (SLURM only)."""
         if self.scheduler != "slurm":
             return None

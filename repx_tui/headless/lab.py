@@ -40,7 +40,7 @@ class _VerifyProgress:
 
 async def main(args: argparse.Namespace) -> int:
     lab = Lab.load(args.path)
-    for warning in getattr(lab, "warnings", []):
+    for warning in lab.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.verify:
         progress = _VerifyProgress()
