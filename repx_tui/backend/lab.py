@@ -34,12 +34,12 @@ from repx_tui.backend.labvalues import check_job_values
 
 SUPPORTED_REPX_VERSION = "0.5.0"
 
-_SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 # Characters that would need shell quoting or break a line-oriented protocol.
 _UNSAFE_RE = re.compile(r"[\s'\"$`\\\x00-\x1f\x7f]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9._:-]+\Z")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 _INPUT_KEYS = (
     "type",
     "job_id",

@@ -18,7 +18,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@:=-]*$")
+_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@:=-]*\Z")
 
 
 def safe_component(value: str, what: str = "name") -> str:

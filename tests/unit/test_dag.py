@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repx_tui.backend.errors import LabError
+from repx_tui.backend.errors import LabError, RepxError
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.schedulers import upstream_for_submit
@@ -93,3 +93,18 @@ def test_own_metadata_points_only_at_itself(lab_dir):
     assert "revision/metadata-top.json" not in listed and manifest["metadata"] in listed
     layout = RemoteLayout(base="/b")
     assert layout.run_metadata(lab.lab_id, "simulation") == f"/b/artifacts/revision/{prefix}metadata-simulation.json"
+
+
+def test_a_job_id_with_a_trailing_newline_is_refused_at_load(lab_dir):
+    """`$` in a regex also matches before a final newline: such an id split the agent's and
+    submit.sh's line-per-job batches (the agent queued a job named after the spec's base path)."""
+    report = one(lab_dir, "stage-E-report")
+    labgen.edit_json(
+        lab_dir / "revision/metadata-analysis.json", lambda d: d["jobs"].update({report + "\n": d["jobs"].pop(report)})
+    )
+    (lab_dir / "jobs" / f"{report}\n").mkdir()  # its directory exists, as the Lab claims
+    labgen.rewrite_manifest(lab_dir)
+    with pytest.raises(LabError, match="is not a safe name"):
+        Lab.load(lab_dir)
+    with pytest.raises(RepxError, match="unsafe job id"):
+        RemoteLayout(base="/b").job_dir(report + "\n")
