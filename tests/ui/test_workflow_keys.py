@@ -129,3 +129,16 @@ async def test_command_palette_has_the_workflow():
         await pilot.press("escape", "ctrl+p", *"Run… (sync")
         await pilot.press("enter")
         await async_wait_until(lambda: isinstance(app.screen, RunScreen), timeout=5, message="the Run dialog")
+
+
+async def test_the_jobs_footer_leads_with_the_way_on_at_80_columns():
+    """Textual's key bar cuts what does not fit: on the Jobs screen the keys a new user needs next
+    (Space: run, retry, sync…; ?: every key; Enter/i, o, x, c) come first, so they show at 80x24."""
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app)
+        footer = screen_text(app).splitlines()[-1]
+        for shown in ("Actions", "Help", "Inspect", "Logs"):
+            assert shown in footer, footer
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
