@@ -212,6 +212,33 @@ def test_cancel_reaches_every_id_recorded_for_a_job(cluster, tmp_path):
     )
 
 
+def test_clients_running_at_once_on_the_agent_queue_and_run_each_job_once(local, tmp_path):
+    """The first client starts the agent before it lets the next one look: the next must not take
+    the jobs just queued for a dead agent's queue and report them submitted a second time."""
+    base, run, _config = local
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds=1)
+    lab = Lab.load(lab_dir)
+    results: list[subprocess.CompletedProcess] = []
+    start = threading.Barrier(5)
+
+    def client() -> None:
+        start.wait()
+        results.append(run(lab_dir, "@all"))
+
+    threads = [threading.Thread(target=client) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    submitted = [s["job"] for r in results for s in last_json(r)["submitted"]]
+    assert sorted(submitted) == sorted(lab.jobs)  # every job queued by exactly one client
+    (report,) = labgen.job_ids(lab_dir, REPORT)
+    wait_until(lambda: marker(base, report), timeout=DEADLINE, interval=0.3, message="the report finished")
+    assert report_of(base, lab_dir) == EXPECTED_REPORT.format(jobs=7)
+    completions = (base / "outputs" / "completions.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in completions) == sorted(lab.jobs)  # each ran once
+
+
 # --- 4. Labs do not interfere -----------------------------------------------------------------
 
 

@@ -107,11 +107,18 @@ submit() {
         fi
     done < <(jq -r '.jobs[] | "\(.id)\t\(.spec.base)\t\(.spec | tojson)\t\((.after // []) | if length == 0 then "-"
         else join(",") end)\t\(.deps | join(","))"' <<<"$dag")
-    flock -u 7
+    # Start the agent before letting go of state.lock: a client that comes next must find it
+    # alive, or it would take these jobs for a dead agent's queue and report them submitted too.
     if ! agent_alive; then
         setsid nohup bash "$0" serve "$HOST_TOOLS" "$EXECUTOR" "$AGENT_DIR" \
-            </dev/null >>"$AGENT_DIR/agent.log" 2>&1 &
+            </dev/null >>"$AGENT_DIR/agent.log" 2>&1 7>&- &
+        local waited=0
+        until agent_alive || ((waited >= 50)); do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
     fi
+    flock -u 7
 }
 
 # --- serve ----------------------------------------------------------------------------------
