@@ -5,6 +5,7 @@ everything succeeds; the picker then says the Lab is all there."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -15,6 +16,7 @@ from repx_tui.ui.labsources import recent_file
 from repx_tui.ui.screens.labpicker import LabPickerScreen
 from repx_tui.ui.screens.rundialog import RunScreen
 from tests.helpers import async_wait_until
+from tests.labgen import make_lab
 from tests.ui.conftest import write_config
 from tests.ui.helpers import Recorder, screen_text, table_cell
 from tests.ui.workflow import failing_lab, pick_target_and_lab, run_then_retry, states
@@ -68,3 +70,39 @@ async def test_with_no_config_and_no_lab_the_picker_offers_the_demo(tmp_path, mo
         )  # fmt: skip
         assert app.current_mode == "jobs"
         await pilot.press("q")
+
+
+async def test_the_folder_browser_opens_a_lab_directory_and_a_tar(tmp_path, monkeypatch):
+    """No ./result, nothing recent: Tab moves to the folder browser, Enter opens a folder, then a
+    Lab directory or a Lab tar in it (each goes on to its Run dialog); Backspace goes up a folder."""
+    from repx_tui.ui.screens.labpicker import LabBrowser
+    from tests.labgen import make_lab_tar
+
+    work = tmp_path / "work"
+    directory = make_lab(work / "labs" / "mylab", "quick")
+    tar = make_lab_tar(work / "labs", "quick", runs=["simulation"], name="other.tar")
+    shutil.rmtree(work / "labs" / "lab-src")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("REPX_CONFIG", str(write_config(tmp_path / "config.toml", tmp_path / "store")))
+    record = Recorder()
+    app = RepxApp(load_config(), target="local")
+    async with app.run_test(size=(100, 30), message_hook=record) as pilot:
+        for entry, lab in ((1, directory), (2, tar)):  # under ./labs: mylab/, other.tar
+            await pilot.press("L")
+            picker = await async_wait_until(lambda: isinstance(app.screen, LabPickerScreen) and app.screen, timeout=5)
+            await pilot.press("tab")
+            browser = picker.query_one(LabBrowser)
+            assert browser.has_focus
+            await pilot.press("down", "enter")  # ./labs
+            await async_wait_until(lambda b=browser: len(b.cursor_node.children) == 2, timeout=5, message="./labs")
+            await pilot.press(*["down"] * entry)
+            assert "Enter opens it" in screen_text(app)
+            await pilot.press("enter")
+            await async_wait_until(lambda: isinstance(app.screen, RunScreen), timeout=30,
+                                   message=f"{lab.name} opened {record.failures()}")  # fmt: skip
+            assert app.controller.lab is not None and app.controller.lab.source == lab
+            await pilot.press("escape")
+        await pilot.press("L", "tab", "backspace")
+        await async_wait_until(lambda: app.screen.query_one(LabBrowser).path == tmp_path, timeout=5)
+        assert not record.failures()
+        await pilot.press("escape", "q")
