@@ -54,3 +54,18 @@ def test_waiting_layers_rates_and_eta():
     model.reset()
     assert not model.layers and model.outcome is None and model.overall() == (0, None, 0)
     assert all(row.state == "waiting" for row in model.phases.values())
+
+
+def test_the_totals_line_of_a_lab_without_images_says_what_was_sent():
+    """No layers: not "0 layers ↑ 0 Bytes of 0 Bytes sent" beside a rate of what the Lab phase sent."""
+    from repx_tui.ui.screens.sync import totals_line
+
+    clock = Clock()
+    model = SyncModel(clock=clock)
+    model.apply(PhaseStarted(Phase.LAB))
+    clock.now = 2.0
+    model.apply(PhaseDone(Phase.LAB, bytes_sent=4 * MIB))
+    model.apply(PhaseDone(Phase.IMAGES))
+    text = totals_line(model).plain
+    assert "0 layers" not in text and "0 Bytes of" not in text, text
+    assert "no image layers" in text and "4.0 MiB sent" in text and "2.0 MiB/s overall" in text, text

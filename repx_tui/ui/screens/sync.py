@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from repx_tui.backend.events import LayerAction, LayerProgress
+from repx_tui.backend.events import LayerAction, LayerProgress, Phase
 from repx_tui.ui import format as fmt
 from repx_tui.ui.messages import BackendUpdate, SyncFinished, SyncReset
 from repx_tui.ui.model import SYNC_EVENTS, LayerRow, PhaseRow, SyncEvent, SyncModel
@@ -214,11 +214,17 @@ class SyncScreen(Screen):
 def totals_line(model: SyncModel, layer_filter: str = "all") -> Text:
     """One line: layers sent of those to send, reused, node-local, then the overall rate and ETA."""
     totals = model.totals()
-    _sent, rate, left = model.overall()
+    sent, rate, left = model.overall()
     text = Text()
-    text.append(f"{totals['layers']} layers  ", style="bold")
-    text.append("↑ ", style="bold yellow")
-    text.append(f"{fmt.size(totals['sent'])} of {fmt.size(totals['to_send'])} sent  ")
+    if not totals["layers"] and model.phases[Phase.IMAGES].state in ("done", "skipped"):  # the Lab has no images:
+        # what every phase sent beside the overall rate (not "0 Bytes of 0 Bytes" beside a rate)
+        text.append("no image layers  ", style="bold")
+        text.append("↑ ", style="bold yellow")
+        text.append(f"{fmt.size(sent)} sent  ")
+    else:
+        text.append(f"{totals['layers']} layers  ", style="bold")
+        text.append("↑ ", style="bold yellow")
+        text.append(f"{fmt.size(totals['sent'])} of {fmt.size(totals['to_send'])} sent  ")
     for key, mark, style in (("reused", "=", "bold green"), ("node_local", "⌂", "bold blue")):
         if totals[key]:
             text.append(f"{mark} ", style=style)
