@@ -24,6 +24,7 @@ from repx_tui.backend.resources import Resources, load_resources
 from repx_tui.backend.session import TargetSession
 from repx_tui.backend.status import MIN_INTERVAL
 from repx_tui.backend.status.outlook import nothing_more_can_happen, orphaned, outcome
+from repx_tui.headless.prompt import TerminalAuthenticator
 from repx_tui.headless.render import renderer
 
 LOCAL_POLL_SECONDS = 1.0  # the agent's files only; SLURM is never polled under status.MIN_INTERVAL
@@ -66,7 +67,8 @@ async def run_jobs(
     compress: str = "auto",
 ) -> int:
     """Sync, submit, optionally wait, and print it all; the exit code (1 if anything failed)."""
-    async with TargetSession(target, renderer(as_json), lab=lab, scheduler=scheduler) as session:
+    asker = TerminalAuthenticator()  # a code, password or passphrase: asked on the terminal, as every command does
+    async with TargetSession(target, renderer(as_json), lab=lab, scheduler=scheduler, authenticator=asker) as session:
         result = await session.run(
             job_ids,
             resources=resources,

@@ -25,7 +25,7 @@ from repx_tui.backend.lab import Lab
 from repx_tui.backend.session import TargetSession
 from tests import labgen
 from tests.bedtargets import answer_key_and_password, login_env
-from tests.helpers import async_wait_until
+from tests.helpers import async_wait_until, wait_until
 from tests.infra.fixtures import twofa_logins
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,6 +137,24 @@ def test_the_terminal_is_asked_for_passphrase_and_password_with_echo_off(tmp_pat
     assert "stage-A-producer" in shown or "pending" in shown  # the status table
     assert code not in shown and twofa_pw_target["passphrase"] not in shown  # never echoed
     assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1
+
+
+def test_headless_run_asks_the_terminal_once_for_sync_and_submit(tmp_path, e2e_base, twofa_pw_target):
+    """`run --headless` asks on the terminal like every other command (it opens its session itself)."""
+    lab_dir = labgen.make_lab(tmp_path / "lab", "quick")
+    (producer_b,) = labgen.job_ids(lab_dir, "stage-B-producer")
+    env = login_env(tmp_path, twofa_pw_target, e2e_base)
+    code = twofa_pw_target["totp"].fresh_code()
+    before = twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password")
+    run = ["run", "simulation", "--lab", str(lab_dir), "--target", "cluster", "--headless", "--json"]
+    prompts = ("cluster: Passphrase for key ", "cluster: Password for e2e-2fa-pw: ")
+    shown = answer_key_and_password(run, env, twofa_pw_target, code, prompts)
+    (answer,) = [json.loads(line) for line in shown.splitlines() if line.startswith('{"submitted"')]
+    assert producer_b in {s["job"] for s in answer["submitted"]} and not answer["errors"]
+    assert code not in shown and twofa_pw_target["passphrase"] not in shown
+    assert twofa_logins(twofa_pw_target["sshd_log"], "e2e", "password") == before + 1  # sync and submit: one login
+    wait_until(lambda: (e2e_base / "outputs" / producer_b / "repx" / "SUCCESS").exists(), timeout=DEADLINE,
+               interval=0.2, message="stage-B to succeed")  # fmt: skip
 
 
 async def test_a_key_in_ssh_agent_needs_no_passphrase(tmp_path, twofa_pw_target, monkeypatch):
