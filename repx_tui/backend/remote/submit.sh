@@ -82,15 +82,22 @@ if compgen -G "$SUBMISSIONS/*/*.json" >/dev/null; then
     done < <(recorded_ids 2>/dev/null || true)
 fi
 
-# Our jobs already in the queue.
+# Our jobs already in the queue. Without an answer from squeue (slurmctld busy or down) a queued
+# job cannot be told from one never submitted: refuse the batch rather than submit it again.
+if ! QUEUE="$(squeue -h -u "$USER_NAME" -o '%i %j %T' 2>"$ERRORS")"; then
+    printf 'cannot read the SLURM queue, so nothing was submitted (squeue: %s)\n' \
+        "$(tr '\n\t' '  ' <"$ERRORS" | sed 's/ *$//')" >&2
+    rm -f -- "$ERRORS"
+    exit 1
+fi
 while read -r sid name state; do
-    [[ "${RECORDED[$sid]:-}" == "$name" ]] || continue
+    [[ -n "$sid" && "${RECORDED[$sid]:-}" == "$name" ]] || continue
     case "$state" in
         PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED | RESIZING | SUSPENDED)
             SLURM_ID["$name"]="$sid"
             ;;
     esac
-done < <(squeue -h -u "$USER_NAME" -o '%i %j %T' 2>/dev/null || true)
+done <<<"$QUEUE"
 
 succeeded() { [[ -e "$BASE/outputs/$1/repx/SUCCESS" ]]; }
 
