@@ -37,7 +37,8 @@ async def main(args: argparse.Namespace) -> int:
     config = load_config()
     target = config.target(args.target)
     scheduler = args.scheduler or target.scheduler(config.default_scheduler)
-    resources = load_resources(args.resources) if scheduler == "slurm" else None
+    # a file given is checked whatever the scheduler: a bad --resources is never silently ignored
+    resources = load_resources(args.resources) if scheduler == "slurm" or args.resources else None
     lab = Lab.load(args.lab)
     return await run_jobs(
         target,

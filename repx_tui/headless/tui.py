@@ -28,7 +28,7 @@ def run_options(args: argparse.Namespace, config: Config, target: str | None) ->
     before the screen opens."""
     scheduler = args.scheduler or config.target(target).scheduler(config.default_scheduler)
     return {
-        "resources": load_resources(args.resources) if scheduler == "slurm" else None,
+        "resources": load_resources(args.resources) if scheduler == "slurm" or args.resources else None,
         "execution_type": args.execution_type,
         "allow_missing_runs": args.allow_missing_runs,
         "compress": getattr(args, "compress", "auto"),

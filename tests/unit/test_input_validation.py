@@ -5,7 +5,9 @@ a traceback). Through the real CLI where it matters: exit 1, one `error:` line."
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -364,4 +366,30 @@ def test_cli_run_with_bad_resources_fails_before_connecting_or_writing(tmp_path,
     )
     assert_one_error_line(result, str(resources), needle)
     assert "nowhere.invalid" not in result.stderr + result.stdout and "connect" not in result.stdout
+    assert not base.exists()
+
+
+@pytest.mark.parametrize("front", ["headless", "tui"])
+@pytest.mark.parametrize("given", ["device", "bad-value"])
+def test_a_bad_resources_file_is_refused_for_a_local_target_too(tmp_path, lab_dir, front, given):
+    """The local scheduler takes no SLURM directives, but a --resources file the user named is
+    still read and refused, never silently ignored."""
+    base = tmp_path / "store"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[targets.local]\nbase_path = "{base}"\ndefault_scheduler = "local"\n')
+    resources = tmp_path / "resources.toml"
+    resources.write_text('[defaults]\nmem = "4 GB"\n')
+    path = "/dev/zero" if given == "device" else str(resources)
+    needle = "not a regular file" if given == "device" else ":2: defaults.mem: "
+    if front == "headless":
+        argv = ["run", "simulation", "--lab", str(lab_dir), "--target", "local", "--resources", path, "--headless"]
+        assert_one_error_line(cli(*argv, env={"REPX_CONFIG": str(config)}, timeout=20), path, needle)
+    else:
+        from repx_tui.headless.tui import run_options
+
+        args = argparse.Namespace(
+            scheduler=None, resources=path, execution_type=None, allow_missing_runs=False, compress="auto"
+        )
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            run_options(args, load_config(config), "local")
     assert not base.exists()
