@@ -19,7 +19,7 @@ from tests.helpers import async_wait_until
 from tests.labgen import make_lab
 from tests.ui.conftest import write_config
 from tests.ui.helpers import Recorder, screen_text, table_cell
-from tests.ui.workflow import failing_lab, pick_target_and_lab, run_then_retry, states
+from tests.ui.workflow import failing_lab, pick_target_and_lab, run_then_retry, settled, states
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -106,3 +106,40 @@ async def test_the_folder_browser_opens_a_lab_directory_and_a_tar(tmp_path, monk
         await async_wait_until(lambda: app.screen.query_one(LabBrowser).path == tmp_path, timeout=5)
         assert not record.failures()
         await pilot.press("escape", "q")
+
+
+async def test_a_cancelled_job_is_retried_with_its_dependants(tmp_path, monkeypatch):
+    """c on a running job cancels it and its dependants; Space f on it re-submits exactly those
+    (not what succeeded meanwhile), and they all succeed."""
+    from repx_tui.ui.screens.cancel import CancelScreen
+
+    lab = make_lab(tmp_path / "lab", "quick", sleep_seconds=2.0)
+    monkeypatch.setenv("REPX_CONFIG", str(write_config(tmp_path / "config.toml", tmp_path / "store")))
+    record = Recorder()
+    app = RepxApp(load_config(), lab_path=str(lab), target="local", runs=["@all"])
+    async with app.run_test(size=(100, 30), message_hook=record) as pilot:
+        await async_wait_until(lambda: app.current_mode == "jobs" and JobStateKind.RUNNING in states(app).values(),
+                               timeout=60, message=f"a job running {record.failures()}")  # fmt: skip
+        victim = sorted(j for j, s in states(app).items() if s == JobStateKind.RUNNING)[0]
+        table = app.screen.query_one("#jobs")
+        table.move_cursor(row=table.get_row_index(victim))
+        await pilot.press("c")
+        dialog = await async_wait_until(lambda: isinstance(app.screen, CancelScreen) and app.screen, timeout=5)
+        cancelled = {k.value for k in dialog.query_one("#cancel-jobs").rows}
+        assert victim in cancelled and app.controller.lab.dependants(victim) <= cancelled
+        await pilot.press("y")
+        await async_wait_until(lambda: all(states(app)[j] == JobStateKind.CANCELLED for j in cancelled), timeout=60,
+                               message=f"cancelled {states(app)}")  # fmt: skip
+        await pilot.press("escape")
+        await async_wait_until(lambda: settled(app), timeout=120, message=f"settled {states(app)}")
+        table.move_cursor(row=table.get_row_index(victim))
+        await pilot.press("space", "f")
+        retry = await async_wait_until(lambda: isinstance(app.screen, RunScreen) and app.screen, timeout=10)
+        assert set(retry.setup.job_ids) == cancelled
+        await pilot.press("enter")
+        await async_wait_until(lambda: retry.plan is not None, timeout=60, message=f"plan {record.failures()}")
+        await pilot.press("enter")
+        await async_wait_until(lambda: all(s == JobStateKind.SUCCEEDED for s in states(app).values()), timeout=120,
+                               message=f"all succeeded {states(app)} {record.failures()}")  # fmt: skip
+        assert not record.failures()
+        await pilot.press("q")
