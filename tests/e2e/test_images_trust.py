@@ -310,6 +310,29 @@ def test_the_job_checks_shared_layers_that_changed_after_the_sync(tmp_path, chan
         assert record.read_text().split()[0] == layer.sha256
 
 
+def test_a_rootfs_cached_under_the_same_tag_from_other_layers_is_not_reused(tmp_path):
+    """Two projects (base paths) share one node_local_path, where the bwrap rootfs is cached by
+    image tag. Their Labs name their image alike but its layers differ (a Lab not built by Nix may
+    reuse a name): each job must run in a rootfs made from its own Lab's layers."""
+    node_local = tmp_path / "node"
+    seen = {}
+    for version in ("one", "two"):
+        lab_dir = image_lab(tmp_path / f"lab-{version}")
+        append_layers(lab_dir, [("opt/which", "file", f"{version}\n")])
+        job = producer(lab_dir)
+        script = lab_dir / "jobs" / job / "bin" / "stage-B-producer"
+        script.write_text(script.read_text() + 'cat /opt/which > "$out/which.txt"\n')
+        labgen.rewrite_manifest(lab_dir)
+        (image,) = Lab.load(lab_dir).images.values()
+        seen.setdefault("tags", set()).add(image.tag)
+        base = tmp_path / f"store-{version}"
+        run_job(write_config(tmp_path, base, node_local), lab_dir, job)
+        assert wait_marker(base, job) == "SUCCESS", (base / "outputs" / job / "repx" / "stderr.log").read_text()
+        seen[version] = (base / "outputs" / job / "out" / "which.txt").read_text()
+    assert len(seen["tags"]) == 1  # the same tag: one cache entry for both
+    assert (seen["one"], seen["two"]) == ("one\n", "two\n")
+
+
 # --- 2. extraction into the rootfs cannot leave it ------------------------------------------------------
 
 

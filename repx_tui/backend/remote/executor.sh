@@ -81,7 +81,7 @@ ROOTFS_FORMAT="repx-tui rootfs 2: OCI whiteouts"
 # Concurrent jobs serialise on a lock; SUCCESS (holding ROOTFS_FORMAT) marks a complete rootfs. Only layers whose bytes
 # match the Lab's are used, and each is extracted where nothing but the rootfs is writable.
 prepare_rootfs() {
-    local image_dir cache lock i targets
+    local image_dir cache lock i targets layers
     image_dir="$BASE/artifacts/$IMAGE_PATH"
     cache="$CACHE_ROOT/cache/images/$IMAGE_TAG"
     ROOTFS="$cache/rootfs"
@@ -92,7 +92,10 @@ prepare_rootfs() {
     lock="$CACHE_ROOT/cache/images/.$IMAGE_TAG.lock"
     exec 8>>"$lock"
     flock -x 8
-    if [[ "$(cat -- "$cache/SUCCESS" 2>/dev/null)" != "$ROOTFS_FORMAT" ]]; then
+    # SUCCESS also names the layers the rootfs was made from: a Lab that reuses an image's name
+    # with other layers (one not built by Nix) gets a rootfs of its own layers, never another's.
+    layers="$(jq -r '.image.layers_sha256 // ""' "$SPEC_FILE")"
+    if [[ "$(cat -- "$cache/SUCCESS" 2>/dev/null)" != "$ROOTFS_FORMAT layers $layers" ]]; then
         rm -f -- "$cache/SUCCESS"
         rm -rf "$ROOTFS"
         mkdir -p "$ROOTFS"
@@ -101,7 +104,7 @@ prepare_rootfs() {
             layer_file "${LAYER_DIGESTS[i]}" "${LAYER_SHAS[i]}"
             extract_layer "$LAYER" "${LAYER_DIGESTS[i]}"
         done
-        atomic_write "$cache/SUCCESS" "$ROOTFS_FORMAT"
+        atomic_write "$cache/SUCCESS" "$ROOTFS_FORMAT layers $layers"
     fi
     # bwrap needs the bind targets to exist inside a read-only root; made in the rootfs sandbox
     # too, so a link in the image cannot make them on the host.
