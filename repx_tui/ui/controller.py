@@ -190,7 +190,7 @@ class Controller:
         except OSError as exc:  # a read-only home must not keep anyone from working
             self.emit(Notice(level="warning", message=f"could not remember the Lab in the recent list: {exc}"))
 
-    def describe_labs(self, paths: Sequence[str]) -> Worker:
+    def describe_labs(self, paths: Sequence[str], group: str = "describe") -> Worker:
         """For the Lab picker: read each Lab, then ask the target how much of it is there (one
         probe round trip each); each answer comes down as LabDescribed."""
         limit = asyncio.Semaphore(4)
@@ -220,7 +220,7 @@ class Controller:
         async def go() -> None:
             await asyncio.gather(*(one(p) for p in paths))
 
-        return self._start("describe", go)
+        return self._start("describe", go, group)
 
     def _tell(self, kind: type[Down], *args: Any) -> None:
         self.app.post_message(ToScreens(kind, *args))

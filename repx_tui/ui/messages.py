@@ -119,11 +119,14 @@ class WorkflowRequested(Message):
 
 
 class DescribeLabs(Message):
-    """Lab picker: read these Labs and ask the chosen target how much of each it has."""
+    """Lab picker: read these Labs and ask the chosen target how much of each it has. `browsed`:
+    the Lab highlighted in the folder browser (its own worker: the next one replaces it, and the
+    list's answers are never cut short)."""
 
-    def __init__(self, paths: Sequence[str]) -> None:
+    def __init__(self, paths: Sequence[str], browsed: bool = False) -> None:
         super().__init__()
         self.paths = list(paths)
+        self.browsed = browsed
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ class WorkflowMixin(App):
 
     def on_describe_labs(self, message: DescribeLabs) -> None:
         if self.autostart:
-            self.controller.describe_labs(message.paths)
+            self.controller.describe_labs(message.paths, group="describe-browsed" if message.browsed else "describe")
 
     def on_to_screens(self, message: ToScreens) -> None:
         self._tell_screens(message.kind, *message.args)

@@ -11,6 +11,7 @@ import pytest
 
 from repx_tui.backend.config import load_config
 from repx_tui.backend.events import JobStateKind
+from repx_tui.backend.lab import Lab
 from repx_tui.ui.app import RepxApp
 from repx_tui.ui.labsources import recent_file
 from repx_tui.ui.screens.labpicker import LabPickerScreen
@@ -96,6 +97,10 @@ async def test_the_folder_browser_opens_a_lab_directory_and_a_tar(tmp_path, monk
             await pilot.press("down", "enter")  # ./labs
             await async_wait_until(lambda b=browser: len(b.cursor_node.children) == 2, timeout=5, message="./labs")
             await pilot.press(*["down"] * entry)
+            # the panel describes the highlighted Lab as the list does: id, runs, how much is on the target
+            lab_id = Lab.load(lab).lab_id
+            await async_wait_until(lambda i=lab_id: f"Lab {i}" in screen_text(app) and "On local: the Lab is not there"
+                                   in screen_text(app), timeout=30, message=f"{lab.name} described")  # fmt: skip
             assert "Enter opens it" in screen_text(app)
             await pilot.press("enter")
             await async_wait_until(lambda: isinstance(app.screen, RunScreen), timeout=30,

@@ -74,6 +74,7 @@ class LabPickerScreen(Screen[str | None]):
     def __init__(self, candidates: list[LabCandidate], target: str | None, browse_root: Path) -> None:
         super().__init__()
         self.rows = {c.path: LabRow(c) for c in candidates}
+        self.browsed: dict[str, LabRow] = {}  # Labs highlighted in the folder browser, described on the way
         self.target = target
         self.browse_root = browse_root
         self.columns = list(COLUMNS)
@@ -142,9 +143,9 @@ class LabPickerScreen(Screen[str | None]):
     def on_lab_described(self, message: LabDescribed) -> None:
         row = self.rows.get(message.path)
         if row is None:
+            self._browsed_described(message)
             return
-        row.info, row.error = message.info, message.error
-        row.presence, row.presence_error = message.presence, message.presence_error
+        _answered(row, message)
         table = self.query_one("#labs", DataTable)
         for (key, _label, _width), cell in zip(self.columns, self._cells(row)):
             table.update_cell(message.path, key, cell)
@@ -171,14 +172,33 @@ class LabPickerScreen(Screen[str | None]):
             return
         detail.update(describe(self.rows[path], self.target))
 
+    def _described(self, row: LabRow) -> bool:
+        if row.error or row.presence_error or row.presence is not None:
+            return True
+        return row.info is not None and self.target is None
+
+    def _browsed_described(self, message: LabDescribed) -> None:
+        row = self.browsed.get(message.path)
+        if row is None:
+            return
+        _answered(row, message)
+        tree = self.query_one(LabBrowser)
+        node = tree.cursor_node
+        shown = node.data.path if node is not None and node.data is not None else None
+        if tree.has_focus and shown is not None and str(Path(shown).absolute()) == message.path:
+            self.query_one("#lab-detail", Static).update(describe(row, self.target))
+
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         if event.node.data is not None and self.query_one(LabBrowser).has_focus:  # the panel speaks of the pane in use
             self._show_browsed(Path(event.node.data.path))
 
     def _show_browsed(self, path: Path) -> None:
         if looks_like_lab(path):
-            what = "a Lab tar" if path.is_file() else "a Lab directory"
-            text = Text.assemble((shown_path(str(path.absolute())), "bold"), f": {what}. Enter opens it.")
+            key = str(path.absolute())
+            row = self.rows.get(key) or self.browsed.setdefault(key, LabRow(LabCandidate(key, "browsed")))
+            if key not in self.rows and not self._described(row):  # again if the last ask was replaced unanswered
+                self.post_message(DescribeLabs([key], browsed=True))
+            text = describe(row, self.target)
         else:
             text = Text.assemble((shown_path(str(path.absolute())), "bold"), ": Enter opens or closes the folder, "
                                  "Backspace goes up; a Lab is a directory with lab/ in it, or its tar.")  # fmt: skip
@@ -230,6 +250,7 @@ class LabPickerScreen(Screen[str | None]):
         tree.focus()
 
     def action_recheck(self) -> None:
+        self.browsed.clear()
         for path, row in self.rows.items():
             row.presence, row.presence_error = None, None
             self.on_lab_described(LabDescribed(path, row.info, row.error))
@@ -244,6 +265,11 @@ class LabPickerScreen(Screen[str | None]):
         widget = self.focused
         if isinstance(widget, (DataTable, Tree)):
             widget.action_cursor_up()
+
+
+def _answered(row: LabRow, message: LabDescribed) -> None:
+    row.info, row.error = message.info, message.error
+    row.presence, row.presence_error = message.presence, message.presence_error
 
 
 def _unwritten_demo(row: LabRow) -> bool:
