@@ -497,8 +497,15 @@ class StatusReport(Event):
         }
 
 
-# The inspector's and pull's events live in jobevents.py (this module stays short); they are
-# events like these, importable from here.
+# The inspector's and pull's events live in jobevents.py, the answers of targets, lab, login and
+# logout in infoevents.py (this module stays short); they are events like these, importable from here.
+from repx_tui.backend.infoevents import (  # noqa: E402, F401
+    KeeperEnded,
+    LabReport,
+    LoggedOut,
+    LoginKept,
+    TargetsReport,
+)
 from repx_tui.backend.jobevents import (  # noqa: E402, F401
     JobInspection,
     PullProgress,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import humanize
 
+from repx_tui.backend.events import LabReport, Notice
 from repx_tui.backend.lab import Lab
+from repx_tui.headless.render import renderer
 
 
 class _VerifyProgress:
@@ -40,28 +41,14 @@ class _VerifyProgress:
 
 async def main(args: argparse.Namespace) -> int:
     lab = Lab.load(args.path)
+    warn = renderer(False, sys.stderr)  # on stderr: with --json, stdout is the one document
     for warning in lab.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        warn(Notice("warning", warning))
     if args.verify:
         progress = _VerifyProgress()
         try:
             lab.verify(progress)
         finally:
             progress.finish()
-    summary = lab.to_summary()
-    if args.json:
-        if args.verify:
-            summary["verified"] = True
-        print(json.dumps(summary, indent=2))
-        return 0
-    print(f"Lab {summary['lab_id']}  ({lab.root})")
-    for run in summary["runs"]:
-        print(f"  run {run['name']}: {len(run['jobs'])} jobs")
-    for group, runs in summary["groups"].items():
-        print(f"  group @{group}: {', '.join(runs)}")
-    for image in summary["images"]:
-        size = sum(layer["size"] for layer in image["layers"])
-        print(f"  image {image['tag']}: {len(image['layers'])} layers, {humanize.naturalsize(size, binary=True)}")
-    print(f"  host tools: {summary['host_tools']}")
-    print(f"  {summary['jobs']} jobs in all" + ("; every file verified" if args.verify else ""))
+    renderer(args.json)(LabReport(root=str(lab.root), summary=lab.to_summary(), verified=args.verify))
     return 0

@@ -12,9 +12,11 @@ import argparse
 
 from repx_tui.backend.config import load_config
 from repx_tui.backend.errors import RepxError
+from repx_tui.backend.events import LoginKept
 from repx_tui.backend.keeper.client import find_keeper, start_keeper
 from repx_tui.backend.keeper.paths import idle_seconds
 from repx_tui.headless.prompt import TerminalAuthenticator
+from repx_tui.headless.render import renderer
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -26,17 +28,6 @@ async def main(args: argparse.Namespace) -> int:
     before = find_keeper(target.name, target.address)
     kept = before or await start_keeper(target.name, target.address, idle)
     info = await kept.login(TerminalAuthenticator())
-    if before is not None:
-        print(f"already logged in to {target.name} ({target.address}), kept by pid {info['pid']}")
-    else:
-        print(
-            f"logged in to {target.name} ({target.address}); kept by pid {info['pid']} "
-            f"until it is unused for {_duration(info['idle'])}; `repx-tui logout {target.name}` ends it"
-        )
+    kept_info = LoginKept(target.name, target.address, info["pid"], info["idle"], already=before is not None)
+    renderer(False)(kept_info)
     return 0
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from repx_tui.backend.events import KeeperEnded, LoggedOut
 from repx_tui.backend.keeper.client import logout
+from repx_tui.headless.render import renderer
 
 
 async def main(args: argparse.Namespace) -> int:
     ended = await logout(args.target)
-    if not ended:
-        print(f"no kept login{f' for {args.target}' if args.target else ''}")
-    for info in ended:
-        print(f"logged out of {info['name']} ({info['address']}): keeper pid {info['pid']} ended")
+    keepers = tuple(KeeperEnded(info["name"], info["address"], info["pid"]) for info in ended)
+    renderer(False)(LoggedOut(ended=keepers, target=args.target))
     return 0

@@ -23,9 +23,12 @@ from repx_tui.backend.events import (
     JobSkipped,
     JobState,
     JobSubmitted,
+    LabReport,
     LayerAction,
     LayerProgress,
     LogChunk,
+    LoggedOut,
+    LoginKept,
     Notice,
     PhaseDone,
     PhaseFailed,
@@ -37,7 +40,9 @@ from repx_tui.backend.events import (
     StatusReport,
     SubmitResult,
     SyncSummary,
+    TargetsReport,
 )
+from repx_tui.headless.infotext import lab_text, login_text, logout_text, targets_text
 from repx_tui.headless.jobtext import efficiency_bits, inspection_text, pull_progress_text, pull_summary_text
 
 
@@ -243,4 +248,8 @@ _RENDERERS: tuple = (
     (JobInspection, inspection_text),
     (PullProgress, pull_progress_text),
     (PullSummary, pull_summary_text),
+    (TargetsReport, targets_text),
+    (LabReport, lab_text),
+    (LoginKept, login_text),
+    (LoggedOut, logout_text),
 )
