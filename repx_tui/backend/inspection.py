@@ -169,7 +169,11 @@ def _unit_state(
     unit: str, names: Mapping[str, str], codes: Mapping[str, str], stats: Mapping[str, tuple[int, float]]
 ) -> UnitState:
     def size(name: str) -> int | None:
-        return stats[names[name]][0] if name in names and names[name] in stats else None
+        """0 for a log the unit has not written (the script looked: it is not there); None only
+        when the file was there but its size could not be read (gone before the stat)."""
+        if name not in names:
+            return 0
+        return stats[names[name]][0] if names[name] in stats else None
 
     def mtime(name: str) -> float | None:
         return stats[names[name]][1] if name in names and names[name] in stats else None

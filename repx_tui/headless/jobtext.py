@@ -28,7 +28,8 @@ def efficiency_bits(eff: Efficiency) -> list[str]:
 def _unit_line(unit: UnitState) -> str:
     name = unit.unit or "(job)"
     code = f" exit {unit.exit_code}" if unit.exit_code not in (None, 0) else ""
-    logs = f"  stdout {human_bytes(unit.stdout_bytes or 0)}, stderr {human_bytes(unit.stderr_bytes or 0)}"
+    # "?" where JSON says null (the size could not be read), never "0B" for it
+    logs = f"  stdout {human_bytes(unit.stdout_bytes)}, stderr {human_bytes(unit.stderr_bytes)}"
     return f"  {name:<28} {unit.state}{code}{logs}"
 
 
