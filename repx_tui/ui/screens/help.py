@@ -47,6 +47,14 @@ def bindings_table(title: str, bindings, extra=()) -> Table:
     return table
 
 
+def screen_only(bindings, app_bindings) -> list[Binding]:
+    """A screen's bindings less those that repeat an App key with the App's action (the Jobs
+    screen binds `?` to app.help so its key bar shows it): those are listed under Everywhere."""
+    app_keys = {(b.key, b.action) for b in (b if isinstance(b, Binding) else Binding(*b) for b in app_bindings)}
+    own = [b if isinstance(b, Binding) else Binding(*b) for b in bindings]
+    return [b for b in own if (b.key, b.action.removeprefix("app.")) not in app_keys]
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
@@ -58,7 +66,8 @@ class HelpScreen(ModalScreen[None]):
         name = getattr(self.under, "HELP_TITLE", type(self.under).__name__.removesuffix("Screen"))
         with VerticalScroll(id="help-box", classes="dialog"):
             yield Static("[b]Keys[/b]   (↑/↓ PgUp/PgDn scroll, Esc closes)", classes="title")
-            yield Static(bindings_table(f"{name} screen", self.under.BINDINGS, EXTRA_KEYS.get(name, ())))
+            own = screen_only(self.under.BINDINGS, self.app.BINDINGS)
+            yield Static(bindings_table(f"{name} screen", own, EXTRA_KEYS.get(name, ())))
             for title, keys in MENU_KEYS.items():
                 yield Static(bindings_table(title, [], keys))
             yield Static(bindings_table("Everywhere", self.app.BINDINGS))
