@@ -21,6 +21,8 @@ from repx_tui.backend.config import Target
 from repx_tui.backend.errors import RepxError, TransportError
 from repx_tui.backend.events import (
     CancelReport,
+    ConnectionState,
+    Event,
     EventSink,
     JobInspection,
     JobState,
@@ -42,6 +44,7 @@ from repx_tui.backend.sync import resolve_layout, sync_lab
 from repx_tui.backend.transport import Transport, open_transport
 
 if TYPE_CHECKING:
+    from repx_tui.backend.runtimes import RuntimeFact
     from repx_tui.backend.status import StatusWatcher
     from repx_tui.backend.status.merge import HintFor
 
@@ -67,6 +70,8 @@ class TargetSession:
         self._transport = transport
         self._layout: RemoteLayout | None = None
         self._watcher: StatusWatcher | None = None  # the one of this Lab, made on first use
+        # container runtimes that answered on this connection: not asked again until it drops
+        self._runtimes: dict[str, RuntimeFact] = {}
 
     # --- connection ---------------------------------------------------------------------
 
@@ -85,7 +90,7 @@ class TargetSession:
     async def connect(self) -> TargetSession:
         """Open the transport (idempotent) and resolve base_path/node_local_path on the target."""
         if self._transport is None:
-            self._transport = open_transport(self.target, lambda event: self.emit(event), self.authenticator)
+            self._transport = open_transport(self.target, self._from_transport, self.authenticator)
         await self._transport.connect()
         if self._layout is None:
             self._layout = await resolve_layout(self._transport, self.target)
@@ -97,6 +102,22 @@ class TargetSession:
         if self._transport is not None:
             await self._transport.close()
         self._layout = None
+        self._runtimes.clear()
+
+    def _from_transport(self, event: Event) -> None:
+        if isinstance(event, ConnectionState) and event.state != "connected":
+            self._runtimes.clear()  # lost or logging in again: the target may have changed meanwhile
+        self.emit(event)
+
+    async def _probe_runtimes(self, names: Sequence[str]) -> dict[str, RuntimeFact]:
+        """What the target says of these container runtimes: one probe per connection for those
+        that answered (a missing or silent one is asked again: the user may have fixed it)."""
+        from repx_tui.backend.runtimes import probe_runtimes
+
+        unknown = [n for n in names if n not in self._runtimes]
+        facts = await probe_runtimes(self.transport, unknown) if unknown else {}
+        self._runtimes.update({n: f for n, f in facts.items() if f.ok})
+        return {**facts, **{n: self._runtimes[n] for n in names if n in self._runtimes}}
 
     async def __aenter__(self) -> TargetSession:
         return await self.connect()
@@ -157,7 +178,7 @@ class TargetSession:
         return await submit(
             self.transport, self.layout, self.require_lab(), self.target, job_ids, scheduler=self.scheduler,
             resources=resources, execution_type=execution_type, allow_missing_runs=allow_missing_runs,
-            emit=self.emit,
+            emit=self.emit, probe=self._probe_runtimes,
         )  # fmt: skip
 
     async def run(
@@ -175,7 +196,9 @@ class TargetSession:
 
         lab = self.require_lab()
         await self.connect()
-        await check_runtimes(self.transport, lab, self.target, self.scheduler, job_ids, execution_type)
+        await check_runtimes(
+            self.transport, lab, self.target, self.scheduler, job_ids, execution_type, self._probe_runtimes
+        )
         if not allow_missing_runs:
             await check_source_runs(self.transport, self.layout, lab, self.target, self.scheduler, job_ids)
         await self.sync(lab, runs=sorted({lab.run_of(j) for j in job_ids}), compress=compress)

@@ -8,7 +8,7 @@ running, are skipped, so submitting twice never duplicates work.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from repx_tui.backend.config import Target
 from repx_tui.backend.errors import SchedulerError
@@ -27,7 +27,11 @@ from repx_tui.backend.events import (
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.layout import RemoteLayout
 from repx_tui.backend.resources import Resources
+from repx_tui.backend.runtimes import RuntimeFact
 from repx_tui.backend.transport.base import Transport
+
+# The container runtimes asked for -> what the target says of each (the session's, cached).
+RuntimeProbe = Callable[[Sequence[str]], Awaitable[dict[str, RuntimeFact]]]
 
 
 def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
@@ -98,10 +102,17 @@ async def check_source_runs(
 
 
 async def check_runtimes(
-    transport: Transport, lab: Lab, target: Target, scheduler: str, job_ids: Sequence[str], execution_type: str | None
+    transport: Transport,
+    lab: Lab,
+    target: Target,
+    scheduler: str,
+    job_ids: Sequence[str],
+    execution_type: str | None,
+    probe: RuntimeProbe | None = None,
 ) -> None:
     """Refuse, before anything is sent or runs, jobs whose container runtime (podman, docker)
-    is missing on the target or does not answer: one round trip, only when a job needs one."""
+    is missing on the target or does not answer: one round trip, only when a job needs one
+    (none when `probe`, the session's, already knows the answer)."""
     from repx_tui.backend.runtimes import CONTAINER_RUNTIMES, probe_runtimes
     from repx_tui.backend.schedulers.jobspec import resolve_runtime
 
@@ -112,7 +123,7 @@ async def check_runtimes(
             needed.setdefault(runtime, []).append(job_id)
     if not needed:
         return
-    facts = await probe_runtimes(transport, sorted(needed))
+    facts = await probe(sorted(needed)) if probe is not None else await probe_runtimes(transport, sorted(needed))
     for runtime, jobs in sorted(needed.items()):
         fact = facts[runtime]
         if not fact.ok:
@@ -134,6 +145,7 @@ async def submit(
     execution_type: str | None = None,
     allow_missing_runs: bool = False,
     emit: EventSink,
+    probe: RuntimeProbe | None = None,
 ) -> SubmitResult:
     from repx_tui.backend.schedulers import agent, slurm
     from repx_tui.backend.schedulers.deploy import deploy_helpers
@@ -141,7 +153,7 @@ async def submit(
     if scheduler not in ("slurm", "local"):
         raise SchedulerError(f"unknown scheduler '{scheduler}' (expected local or slurm)")
     started = time.monotonic()
-    await check_runtimes(transport, lab, target, scheduler, job_ids, execution_type)
+    await check_runtimes(transport, lab, target, scheduler, job_ids, execution_type, probe)
     emit(PhaseStarted(phase=Phase.SUBMIT, detail=f"{len(job_ids)} jobs via {scheduler}", total_files=len(job_ids)))
     helpers = await deploy_helpers(transport, layout, lab)
     order = lab.topological_order(job_ids)
