@@ -78,7 +78,8 @@ class SacctCounter:
             self.asked_after_final += [sid for sid in asked.split(",") if sid in self.final]
             result = await self._run(argv, **kwargs)
             for sid, entry in parse_sacct(result.stdout).items():
-                if slurm_kind(entry.state) not in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.UNKNOWN):
+                done = slurm_kind(entry.state) not in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.UNKNOWN)
+                if done and not entry.steps_open and entry.max_rss and entry.time_limit:  # complete: settled
                     self.final.add(sid)
             return result
 
@@ -114,8 +115,9 @@ async def test_real_usage_from_sacct_the_inspector_and_an_incremental_pull(clust
         for _ in range(2):
             await session.poll()
         assert len(sacct.calls) == calls_before  # every job final and cached: no sacct at all
-        # and no job was asked for again once sacct had answered it as final (one that had just
-        # left squeue may still be COMPLETING in sacct: that one is rightly asked again)
+        # and no job was asked for again once sacct had answered it as final with its usage (one
+        # that had just left squeue may still be COMPLETING, or lack its steps' MaxRSS: that one
+        # is rightly asked again)
         assert sacct.asked_after_final == [] and set(ids) <= sacct.final
         assert session.transport.authentications == 1
 
@@ -214,3 +216,34 @@ async def test_a_job_past_its_time_limit_is_a_timeout_with_a_hint_naming_the_rul
                  "--json")  # fmt: skip
     row = next(j for j in status["jobs"] if j["job"] == sleeper)
     assert row["state"] == "timeout" and row["hint"] == state.hint
+
+
+async def test_a_job_past_its_memory_is_out_of_memory_with_a_hint_naming_the_rule(cluster, tmp_path):
+    """SLURM's real memory enforcement (the bed: JobAcctGatherParams=OverMemoryKill, sampled every
+    second): the hungry job gets a 100M rule, holds 200 MiB, is killed; the state is out of memory
+    (sacct says FAILED, signal 9), and the hint names that very rule and its file."""
+    _config, resources_path, env, ids = cluster
+    resources_path.write_text(
+        resources_path.read_text() + '[[rules]]\njob_id_glob = "*stage-B-producer*"\nmem = "100M"\n'
+    )
+    lab_dir, hungry = make_hungry_lab(tmp_path / "lab")
+    lab = Lab.load(lab_dir)
+    async with TargetSession(load_config().target("cluster"), lab=lab, scheduler="slurm") as session:
+        result = await session.run([hungry], resources=load_resources(resources_path))
+        ids.extend(sid for _job, sid in result.submitted if sid)
+
+        async def killed():
+            state = (await session.poll())[hungry]
+            assert state.state is not JobStateKind.SUCCEEDED, "the job outlived its memory limit"
+            return state if state.state is JobStateKind.OUT_OF_MEMORY and state.efficiency else None
+
+        state = await async_wait_until(killed, timeout=120, interval=1.0, message="killed for its memory")
+    assert state.efficiency is not None and state.efficiency.req_mem == 100 * MIB
+    assert state.efficiency.max_rss is not None and state.efficiency.max_rss >= 95 * MIB
+    assert state.hint is not None and state.hint.startswith("out of memory (peak ")
+    assert "[[rules]] entry 3" in state.hint and "job_id_glob = '*stage-B-producer*'" in state.hint
+    assert str(resources_path) in state.hint
+    status = cli(env, "status", "--lab", str(lab_dir), "--target", "cluster", "--resources", str(resources_path),
+                 "--json")  # fmt: skip
+    row = next(j for j in status["jobs"] if j["job"] == hungry)
+    assert row["state"] == "out-of-memory" and row["hint"] == state.hint

@@ -71,13 +71,18 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
+# Memory enforced the way a site without cgroups does it: a step whose sampled RSS passes the
+# job's --mem is killed and the job ends OUT_OF_MEMORY (a job asking for no --mem has no limit).
+JobAcctGatherParams=OverMemoryKill
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-# CPUs only: with memory as a consumable and no DefMemPerCPU each job takes
-# the whole node's memory and jobs serialise.
-SelectTypeParameters=CR_CPU
+# Memory is a consumable too, as on real clusters (it gives each step the memory limit that
+# OverMemoryKill enforces); DefMemPerCPU keeps a job without --mem from taking the whole node's
+# memory, which would serialise the jobs.
+SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=2048
 ReturnToService=2
 MinJobAge=300
 KillWait=5

@@ -15,6 +15,7 @@ from repx_tui.backend.status.efficiency import efficiency_of, human_seconds, par
 from repx_tui.backend.status.merge import StatusInputs, merge_states
 from repx_tui.backend.status.slurm import SACCT_COLUMNS, SEP, parse_sacct
 from repx_tui.backend.status.snapshot import RemoteSnapshot, Submission
+from repx_tui.backend.status.watcher import ASKS_WITHOUT_USAGE
 from repx_tui.backend.transport.base import CommandResult
 
 
@@ -144,3 +145,78 @@ def test_sacct_is_asked_once_per_finished_job_then_cached():
     argv = transport.sacct_calls[0]
     assert argv[argv.index("-j") + 1] == "6643" and "TotalCPU" in argv[argv.index("-o") + 1]
     assert watcher.states["a"].efficiency is not None and watcher.states["a"].efficiency.cpus == 1
+
+
+# What the bed's sacct printed for a job SLURM killed for its memory (JobAcctGatherParams=
+# OverMemoryKill, no cgroups): FAILED with signal 9, the batch step CANCELLED, MaxRSS over ReqMem.
+KILLED_FOR_MEMORY = "\n".join(
+    [
+        line(JobID="6643", JobName="job", State="FAILED", ExitCode="0:9", Elapsed="00:00:01", NodeList="localhost",
+             ReqMem="100M", AllocCPUS="1", Timelimit="00:05:00"),
+        line(JobID="6643.batch", JobName="batch", State="CANCELLED by 0", ExitCode="0:9", Elapsed="00:00:01",
+             MaxRSS="323932K", NodeList="localhost", AllocCPUS="1"),
+    ]
+)  # fmt: skip
+
+
+def test_a_job_slurm_killed_for_its_memory_is_out_of_memory_with_or_without_a_marker():
+    for marker in (None, "FAIL"):
+        state = merged(KILLED_FOR_MEMORY, marker, lambda s: "raise mem")
+        assert state.state is K.OUT_OF_MEMORY and state.hint == "raise mem", marker
+    # the same kill with a peak far under the request is something else (a user's kill -9)
+    other = merged(KILLED_FOR_MEMORY.replace("323932K", "20000K"), None)
+    assert other.state is K.FAILED
+    # and a plain failure (exit 1, no signal) stays failed however much memory it used
+    failed = merged(KILLED_FOR_MEMORY.replace("0:9", "1:0"), "FAIL")
+    assert failed.state is K.FAILED and failed.exit_code == 1
+
+
+class AnsweringTransport(CountingTransport):
+    """sacct answers these texts in turn (the last one from then on); no marker on the target."""
+
+    def __init__(self, *answers: str) -> None:
+        super().__init__()
+        self.answers = list(answers)
+
+    async def run_script(self, script, *args, **kwargs) -> CommandResult:
+        return CommandResult(
+            0, f"U{SEP}me\nF{SEP}/b/submissions/lab/x.json\n" + '{"job": "a", "slurm_id": "6643"}\n', ""
+        )
+
+    async def run(self, argv, **kwargs) -> CommandResult:
+        if argv[0] == "sacct":
+            self.sacct_calls.append(list(argv))
+            return CommandResult(0, self.answers[min(len(self.sacct_calls), len(self.answers)) - 1], "")
+        return CommandResult(0, "", "")
+
+
+def test_a_partial_sacct_record_is_asked_again_until_it_is_complete():
+    """Seen on the bed right after a job ended: the allocation named "allocation", ReqMem "16?",
+    no Timelimit. Cached as it was, a job SLURM killed for its memory stayed `failed` for good."""
+    partial = KILLED_FOR_MEMORY.replace("job", "allocation", 1).replace("100M", "16?").replace("00:05:00", "")
+    transport = AnsweringTransport(partial, KILLED_FOR_MEMORY)
+    view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
+    watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None)
+
+    async def polls(n: int) -> None:
+        for _ in range(n):
+            await watcher.poll_once()
+
+    asyncio.run(polls(1))
+    assert watcher.states["a"].state is K.FAILED  # what the partial record says, for now
+    asyncio.run(polls(3))
+    assert watcher.states["a"].state is K.OUT_OF_MEMORY and len(transport.sacct_calls) == 2  # then cached
+
+
+def test_a_record_that_stays_partial_is_taken_as_it_is_after_a_few_asks():
+    partial = KILLED_FOR_MEMORY.replace("00:05:00", "")
+    transport = AnsweringTransport(partial)
+    view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
+    watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None)
+
+    async def polls(n: int) -> None:
+        for _ in range(n):
+            await watcher.poll_once()
+
+    asyncio.run(polls(10))
+    assert len(transport.sacct_calls) == ASKS_WITHOUT_USAGE

@@ -77,6 +77,21 @@ def efficiency_of(entry: AcctEntry) -> Efficiency:
     )
 
 
+# SIGKILL'ed by SLURM with a peak at (or, sampled, just under) its limit: the memory enforcement
+# of sites without cgroups (JobAcctGatherParams=OverMemoryKill) records such a job as FAILED or
+# CANCELLED, signal 9, where a cgroup site records OUT_OF_MEMORY.
+_KILLED_STATES = frozenset({"FAILED", "CANCELLED"})
+_NEAR_LIMIT = 0.95
+
+
+def killed_for_memory(entry: AcctEntry) -> bool:
+    """Whether SLURM killed this job for passing its memory request (see _KILLED_STATES)."""
+    if entry.state not in _KILLED_STATES or entry.signal != 9 or not entry.max_rss or not entry.req_mem:
+        return False
+    eff = efficiency_of(entry)
+    return eff.max_rss is not None and bool(eff.req_mem) and eff.max_rss >= _NEAR_LIMIT * (eff.req_mem or 0)
+
+
 def human_bytes(n: float | None) -> str:
     """Short sizes for cells and hints: 512K, 1.9G."""
     if n is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from repx_tui.backend.events import JobState, JobStateKind, RollUp, job_state_json
 from repx_tui.backend.lab import Lab
-from repx_tui.backend.status.efficiency import efficiency_of
+from repx_tui.backend.status.efficiency import efficiency_of, killed_for_memory
 from repx_tui.backend.status.slurm import AcctEntry, QueueEntry, slurm_kind
 from repx_tui.backend.status.snapshot import AgentJob, RemoteSnapshot
 
@@ -182,7 +182,9 @@ def _failed_state(
     kind = K.CANCELLED if signalled else K.FAILED
     if agent is not None and _AGENT_STATES.get(agent.state) is K.CANCELLED:
         kind = K.CANCELLED
-    if acct is not None and slurm_kind(acct.state) in _EXPLAINS_FAILURE:
+    if acct is not None and killed_for_memory(acct):
+        kind = K.OUT_OF_MEMORY
+    elif acct is not None and slurm_kind(acct.state) in _EXPLAINS_FAILURE:
         kind = slurm_kind(acct.state)
     if code is None and acct is not None:
         code = acct.exit_code
@@ -216,7 +218,7 @@ def _queue_state(job: str, run: str, entry: QueueEntry) -> JobState:
 
 
 def _acct_state(job: str, run: str, acct: AcctEntry) -> JobState:
-    kind = slurm_kind(acct.state)
+    kind = K.OUT_OF_MEMORY if killed_for_memory(acct) else slurm_kind(acct.state)
     # Left the queue as COMPLETED but wrote no SUCCESS marker: the runner died before the end.
     reason: str | None
     if kind is K.SUCCEEDED:

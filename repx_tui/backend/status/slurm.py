@@ -53,6 +53,7 @@ class AcctEntry:
     submit: str = ""  # ISO local times as sacct prints them, "Unknown"/"None" when not set
     start: str = ""
     end: str = ""
+    steps_open: bool = False  # a step not final yet: its usage (MaxRSS) is still to come
 
 
 # --- squeue / sacct parsing ----------------------------------------------------------------
@@ -121,6 +122,7 @@ def parse_sacct(text: str) -> dict[str, AcctEntry]:
     """sacct -P lines -> one entry per job allocation, MaxRSS taken from its steps."""
     allocations: dict[str, AcctEntry] = {}
     step_rss: dict[str, str] = {}
+    open_steps: set[str] = set()
     for line in text.splitlines():
         parts = line.split(SEP)
         if len(parts) not in (_SACCT_CORE, len(SACCT_COLUMNS)):
@@ -130,15 +132,24 @@ def parse_sacct(text: str) -> dict[str, AcctEntry]:
             parent = sid.split(".", 1)[0]
             if max_rss and _rss_bytes(max_rss) > _rss_bytes(step_rss.get(parent, "")):
                 step_rss[parent] = max_rss
+            if not slurm_kind(state.split()[0] if state.split() else "").finished:
+                open_steps.add(parent)
             continue
         code, signal = _parse_exit(exit_code)
         words = state.split()
-        extra = [p.strip() for p in parts[_SACCT_CORE:]]
-        allocations[sid] = AcctEntry(sid, name, words[0] if words else "", code, signal, elapsed, max_rss, node, *extra)
+        total_cpu, req_mem, alloc_cpus, limit, submit, start, end = (
+            [p.strip() for p in parts[_SACCT_CORE:]] + [""] * 7
+        )[:7]
+        allocations[sid] = AcctEntry(
+            sid, name, words[0] if words else "", code, signal, elapsed, max_rss, node,
+            total_cpu, req_mem, alloc_cpus, limit, submit, start, end,
+        )  # fmt: skip
     for sid, rss in step_rss.items():
         entry = allocations.get(sid)
         if entry is not None and not entry.max_rss:
             allocations[sid] = replace(entry, max_rss=rss)
+    for sid in open_steps & allocations.keys():
+        allocations[sid] = replace(allocations[sid], steps_open=True)
     return allocations
 
 
@@ -154,7 +165,7 @@ _RSS_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def _rss_bytes(text: str) -> float:
-    m = re.fullmatch(r"([0-9.]+)([KMGT]?)", text.strip())
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)", text.strip())
     return float(m.group(1)) * _RSS_UNITS[m.group(2)] if m else -1.0
 
 

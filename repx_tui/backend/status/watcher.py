@@ -11,6 +11,7 @@ from typing import Any
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind, StatusReport
 from repx_tui.backend.layout import RemoteLayout
+from repx_tui.backend.status.efficiency import parse_size
 from repx_tui.backend.status.merge import (
     HintFor,
     LabView,
@@ -45,6 +46,7 @@ from repx_tui.backend.status.snapshot import (
 DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL = 3.0  # squeue is an RPC to slurmctld: never poll it in a tight loop
 COMMAND_TIMEOUT = 30.0  # a slurmctld that answers slower than this counts as down
+ASKS_WITHOUT_USAGE = 4  # a final record still partial after this many asks is taken as it is
 
 K = JobStateKind
 
@@ -81,6 +83,7 @@ class StatusWatcher:
         self._known_slurm_ids: dict[str, str] = {}
         self._acct_cache: dict[str, AcctEntry] = {}  # finished allocations never change
         self._acct_fresh: dict[str, AcctEntry] = {}  # not final yet: used once, asked again
+        self._acct_asks: dict[str, int] = {}  # how often sacct was asked for an unsettled record
         self._refresh_now = asyncio.Event()
         self._squeue = SqueueParser()
         self._merge_cache = MergeCache()
@@ -191,7 +194,8 @@ class StatusWatcher:
             if output is None:
                 return None
             for sid, entry in parse_sacct(output).items():
-                if slurm_kind(entry.state) not in (K.RUNNING, K.QUEUED, K.UNKNOWN):
+                self._acct_asks[sid] = self._acct_asks.get(sid, 0) + 1
+                if self._settled(sid, entry):
                     self._acct_cache[sid] = entry
                 else:  # just left squeue, accounting not final yet: ask again next time
                     self._acct_cache.pop(sid, None)
@@ -201,6 +205,16 @@ class StatusWatcher:
             if sid not in acct and sid in self._acct_fresh:
                 acct[sid] = self._acct_fresh.pop(sid)
         return acct
+
+    def _settled(self, sid: str, entry: AcctEntry) -> bool:
+        """A record that will not change any more. Right after a job ends slurmdbd may answer
+        with a partial one (its steps' usage not written yet; or named "allocation", ReqMem
+        "16?", no Timelimit, seen on 22.05), and a job SLURM killed for its memory is told apart
+        only by that usage and request: such a record is asked again a few times."""
+        if slurm_kind(entry.state) in (K.RUNNING, K.QUEUED, K.UNKNOWN) or entry.steps_open:
+            return False
+        complete = bool(entry.max_rss) and bool(entry.time_limit) and parse_size(entry.req_mem, 1) is not None
+        return complete or self._acct_asks.get(sid, 0) >= ASKS_WITHOUT_USAGE
 
     # ---- publishing ----
 
