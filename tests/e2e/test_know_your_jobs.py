@@ -20,6 +20,7 @@ from repx_tui.backend.lab import Lab
 from repx_tui.backend.resources import load_resources
 from repx_tui.backend.session import TargetSession
 from repx_tui.backend.status import parse_sacct, slurm_kind
+from repx_tui.backend.status.efficiency import record_complete
 from tests.helpers import async_wait_until
 from tests.hungrylab import CPU_SECONDS, MEM_MIB, make_hungry_lab
 
@@ -79,7 +80,7 @@ class SacctCounter:
             result = await self._run(argv, **kwargs)
             for sid, entry in parse_sacct(result.stdout).items():
                 done = slurm_kind(entry.state) not in (JobStateKind.RUNNING, JobStateKind.QUEUED, JobStateKind.UNKNOWN)
-                if done and not entry.steps_open and entry.max_rss and entry.time_limit:  # complete: settled
+                if done and not entry.steps_open and record_complete(entry):
                     self.final.add(sid)
             return result
 
@@ -115,9 +116,8 @@ async def test_real_usage_from_sacct_the_inspector_and_an_incremental_pull(clust
         for _ in range(2):
             await session.poll()
         assert len(sacct.calls) == calls_before  # every job final and cached: no sacct at all
-        # and no job was asked for again once sacct had answered it as final with its usage (one
-        # that had just left squeue may still be COMPLETING, or lack its steps' MaxRSS: that one
-        # is rightly asked again)
+        # and no job was asked for again once sacct had given its complete final record (one that
+        # had just left squeue may still be COMPLETING, or partial: that one is rightly asked again)
         assert sacct.asked_after_final == [] and set(ids) <= sacct.final
         assert session.transport.authentications == 1
 

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,23 @@ def test_allow_missing_runs_still_waits_for_a_queued_source_run_on_the_agent(loc
 # --- 2. one job, one submission ---------------------------------------------------------------
 
 
+def at_once(clients: int, command: Callable[[], subprocess.CompletedProcess]) -> list[subprocess.CompletedProcess]:
+    """`command` run by that many threads released together by a barrier; their results."""
+    results: list[subprocess.CompletedProcess] = []
+    start = threading.Barrier(clients)
+
+    def client() -> None:
+        start.wait()
+        results.append(command())
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def test_clients_submitting_at_once_give_one_slurm_id_per_job(cluster, tmp_path):
     base, run, _status, config, env = cluster
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds=20)
@@ -155,19 +173,7 @@ def test_clients_submitting_at_once_give_one_slurm_id_per_job(cluster, tmp_path)
     # the Lab is synced once first so the race is about the submission, not about the sync
     cli_sync = cli(config, "sync", "--lab", str(lab_dir), "--target", "cluster", env=env)
     assert cli_sync.returncode == 0, cli_sync.stderr
-    results: list[subprocess.CompletedProcess] = []
-    start = threading.Barrier(5)
-
-    def client() -> None:
-        start.wait()
-        results.append(run(lab_dir, "@all"))
-
-    threads = [threading.Thread(target=client) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    answers = [last_json(r) for r in results]
+    answers = [last_json(r) for r in at_once(5, lambda: run(lab_dir, "@all"))]
     submitted = [s["job"] for a in answers for s in a["submitted"]]
     assert sorted(submitted) == sorted(lab.jobs)  # every job submitted by exactly one client
     assert all(len(ids) == 1 for ids in recorded_ids(base, lab.lab_id).values())
@@ -218,19 +224,7 @@ def test_clients_running_at_once_on_the_agent_queue_and_run_each_job_once(local,
     base, run, _config = local
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", sleep_seconds=1)
     lab = Lab.load(lab_dir)
-    results: list[subprocess.CompletedProcess] = []
-    start = threading.Barrier(5)
-
-    def client() -> None:
-        start.wait()
-        results.append(run(lab_dir, "@all"))
-
-    threads = [threading.Thread(target=client) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    submitted = [s["job"] for r in results for s in last_json(r)["submitted"]]
+    submitted = [s["job"] for r in at_once(5, lambda: run(lab_dir, "@all")) for s in last_json(r)["submitted"]]
     assert sorted(submitted) == sorted(lab.jobs)  # every job queued by exactly one client
     (report,) = labgen.job_ids(lab_dir, REPORT)
     wait_until(lambda: marker(base, report), timeout=DEADLINE, interval=0.3, message="the report finished")

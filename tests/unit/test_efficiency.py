@@ -190,33 +190,40 @@ class AnsweringTransport(CountingTransport):
         return CommandResult(0, "", "")
 
 
+def polled(transport: CountingTransport, polls: int, watcher: StatusWatcher | None = None) -> StatusWatcher:
+    """A one-job SLURM watcher on `transport` (or the one given), after that many polls."""
+    if watcher is None:
+        view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
+        watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None)
+
+    async def run(w: StatusWatcher) -> None:
+        for _ in range(polls):
+            await w.poll_once()
+
+    asyncio.run(run(watcher))
+    return watcher
+
+
 def test_a_partial_sacct_record_is_asked_again_until_it_is_complete():
     """Seen on the bed right after a job ended: the allocation named "allocation", ReqMem "16?",
     no Timelimit. Cached as it was, a job SLURM killed for its memory stayed `failed` for good."""
     partial = KILLED_FOR_MEMORY.replace("job", "allocation", 1).replace("100M", "16?").replace("00:05:00", "")
     transport = AnsweringTransport(partial, KILLED_FOR_MEMORY)
-    view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
-    watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None)
-
-    async def polls(n: int) -> None:
-        for _ in range(n):
-            await watcher.poll_once()
-
-    asyncio.run(polls(1))
+    watcher = polled(transport, 1)
     assert watcher.states["a"].state is K.FAILED  # what the partial record says, for now
-    asyncio.run(polls(3))
+    polled(transport, 3, watcher)
     assert watcher.states["a"].state is K.OUT_OF_MEMORY and len(transport.sacct_calls) == 2  # then cached
+
+
+def test_a_short_job_without_usage_is_asked_once():
+    """No MaxRSS at all (a job shorter than a memory sample) is complete unless killed by signal 9."""
+    transport = AnsweringTransport(REAL.replace("221252K", ""))
+    state = polled(transport, 3).states["a"]
+    assert len(transport.sacct_calls) == 1 and state.efficiency is not None and state.efficiency.max_rss is None
 
 
 def test_a_record_that_stays_partial_is_taken_as_it_is_after_a_few_asks():
     partial = KILLED_FOR_MEMORY.replace("00:05:00", "")
     transport = AnsweringTransport(partial)
-    view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
-    watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None)
-
-    async def polls(n: int) -> None:
-        for _ in range(n):
-            await watcher.poll_once()
-
-    asyncio.run(polls(10))
+    polled(transport, 10)
     assert len(transport.sacct_calls) == ASKS_WITHOUT_USAGE

@@ -92,6 +92,16 @@ def killed_for_memory(entry: AcctEntry) -> bool:
     return eff.max_rss is not None and bool(eff.req_mem) and eff.max_rss >= _NEAR_LIMIT * (eff.req_mem or 0)
 
 
+def record_complete(entry: AcctEntry) -> bool:
+    """Whether a final record has all slurmdbd will write. Right after a job ends it may answer
+    with a partial one (seen on 22.05: named "allocation", ReqMem "16?", no Timelimit, or the
+    steps' usage still to come); a job killed by signal 9 needs its usage (MaxRSS) to be told
+    apart from one SLURM killed for its memory. A short job may have no MaxRSS at all."""
+    if not entry.time_limit or parse_size(entry.req_mem, 1) is None:
+        return False
+    return bool(entry.max_rss) or entry.signal != 9
+
+
 def human_bytes(n: float | None) -> str:
     """Short sizes for cells and hints: 512K, 1.9G."""
     if n is None:

@@ -11,7 +11,7 @@ from typing import Any
 from repx_tui.backend.errors import RepxError
 from repx_tui.backend.events import EventSink, JobsChanged, JobState, JobStateKind, StatusReport
 from repx_tui.backend.layout import RemoteLayout
-from repx_tui.backend.status.efficiency import parse_size
+from repx_tui.backend.status.efficiency import record_complete
 from repx_tui.backend.status.merge import (
     HintFor,
     LabView,
@@ -207,14 +207,11 @@ class StatusWatcher:
         return acct
 
     def _settled(self, sid: str, entry: AcctEntry) -> bool:
-        """A record that will not change any more. Right after a job ends slurmdbd may answer
-        with a partial one (its steps' usage not written yet; or named "allocation", ReqMem
-        "16?", no Timelimit, seen on 22.05), and a job SLURM killed for its memory is told apart
-        only by that usage and request: such a record is asked again a few times."""
+        """A record that will not change any more (see record_complete); one still partial
+        after a few asks is taken as it is."""
         if slurm_kind(entry.state) in (K.RUNNING, K.QUEUED, K.UNKNOWN) or entry.steps_open:
             return False
-        complete = bool(entry.max_rss) and bool(entry.time_limit) and parse_size(entry.req_mem, 1) is not None
-        return complete or self._acct_asks.get(sid, 0) >= ASKS_WITHOUT_USAGE
+        return record_complete(entry) or self._acct_asks.get(sid, 0) >= ASKS_WITHOUT_USAGE
 
     # ---- publishing ----
 
