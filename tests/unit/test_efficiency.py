@@ -15,7 +15,7 @@ from repx_tui.backend.status.efficiency import efficiency_of, human_seconds, par
 from repx_tui.backend.status.merge import StatusInputs, merge_states
 from repx_tui.backend.status.slurm import SACCT_COLUMNS, SEP, parse_sacct
 from repx_tui.backend.status.snapshot import RemoteSnapshot, Submission
-from repx_tui.backend.status.watcher import ASKS_WITHOUT_USAGE
+from repx_tui.backend.status.watcher import ASKS_FOR_A_PARTIAL_RECORD
 from repx_tui.backend.transport.base import CommandResult
 
 
@@ -226,4 +226,4 @@ def test_a_record_that_stays_partial_is_taken_as_it_is_after_a_few_asks():
     partial = KILLED_FOR_MEMORY.replace("00:05:00", "")
     transport = AnsweringTransport(partial)
     polled(transport, 10)
-    assert len(transport.sacct_calls) == ASKS_WITHOUT_USAGE
+    assert len(transport.sacct_calls) == ASKS_FOR_A_PARTIAL_RECORD

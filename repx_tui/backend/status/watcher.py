@@ -46,7 +46,7 @@ from repx_tui.backend.status.snapshot import (
 DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL = 3.0  # squeue is an RPC to slurmctld: never poll it in a tight loop
 COMMAND_TIMEOUT = 30.0  # a slurmctld that answers slower than this counts as down
-ASKS_WITHOUT_USAGE = 4  # a final record still partial after this many asks is taken as it is
+ASKS_FOR_A_PARTIAL_RECORD = 4  # a final record still partial after this many asks is taken as it is
 
 K = JobStateKind
 
@@ -211,7 +211,7 @@ class StatusWatcher:
         after a few asks is taken as it is."""
         if slurm_kind(entry.state) in (K.RUNNING, K.QUEUED, K.UNKNOWN) or entry.steps_open:
             return False
-        return record_complete(entry) or self._acct_asks.get(sid, 0) >= ASKS_WITHOUT_USAGE
+        return record_complete(entry) or self._acct_asks.get(sid, 0) >= ASKS_FOR_A_PARTIAL_RECORD
 
     # ---- publishing ----
 
