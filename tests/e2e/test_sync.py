@@ -123,6 +123,9 @@ async def test_cold_sync_equals_the_lab_byte_for_byte(target, lab_dir):
     assert {layer.action for layer in summary.layers} == {LayerAction.TRANSFERRED}
     assert summary.phase(Phase.IMAGES).bytes_sent == sum(layer.size for layer in summary.layers)
     assert summary.ssh_connections == (0 if target.is_local else 1)
+    layers = list((Path(target.base_path) / "artifacts" / "store").glob("*-layer.tar"))
+    assert len(layers) == len({layer.digest for layer in summary.layers})
+    assert all(path.stat().st_mode & 0o222 == 0 for path in layers), "a checked layer must not stay writable"
 
 
 async def test_unchanged_resync_sends_no_file_and_no_layer_byte(target, lab_dir):

@@ -52,15 +52,19 @@ recorded_sha() {
 # $1 layer file, $2 its record, $3 the sha256 its bytes were checked against, $4 its identity then
 record_layer() {
   layer_id "$1" && [ "$LAYER_ID" = "$4" ] || return 1  # changed while it was being checked
-  if [ -L "${2%/*}" ] || [ -L "${2%/*/*}" ]; then return 1; fi
-  [ -d "${2%/*}" ] || mkdir -p -- "${2%/*}"
-  printf '%s %s\n' "$3" "$4" > "$2.new-$$"
-  mv -fT -- "$2.new-$$" "$2"
+  write_record "$2" "$3" "$4"
+}
+# $1 record, $2 sha256, $3 identity
+write_record() {
+  if [ -L "${1%/*}" ] || [ -L "${1%/*/*}" ]; then return 1; fi
+  [ -d "${1%/*}" ] || mkdir -p -- "${1%/*}"
+  printf '%s %s\n' "$2" "$3" > "$1.new-$$"
+  mv -fT -- "$1.new-$$" "$1"
 }
 # $1 a layer file just placed after its check, $2 its record, $3 its sha256
 record_placed() {
   layer_id "$1" || return 1
-  record_layer "$1" "$2" "$3" "$LAYER_ID"
+  write_record "$2" "$3" "$LAYER_ID"
 }
 # $1 layer file, $2 its record, $3 its sha256: true once its bytes are known right (by its
 # record, or hashed now and recorded)
@@ -191,26 +195,32 @@ frames() {
   local length
   while IFS= read -r length && [ "$length" != 0 ]; do head -c "$length"; done
 }
-decode() {
+# $1 encoding, $2 size, $3 file: the layer's bytes from stdin into $3
+receive() {
   case $1 in
-    raw) exec head -c "$2" ;;
-    zstd) frames | "$zstd" -dcq ;;
-    gzip) frames | "$gzip" -dc ;;
+    raw) head -c "$2" > "$3" ;;
+    zstd) frames | "$zstd" -dcq > "$3" ;;
+    gzip) frames | "$gzip" -dc > "$3" ;;
     *) echo "unknown layer encoding $1" >&2; return 1 ;;
   esac
 }
-hash_it() {
-  if [ "$openssl" = - ]; then exec sha256sum; else exec "$openssl" dgst -sha256 -r; fi
+# The file as it lies on disk, read back from the page cache at once: cheaper than hashing a
+# copy of the stream through tee (every pipe moves 8 KiB at a time), and it checks what was stored.
+hash_file() {
+  if [ "$openssl" = - ]; then exec sha256sum < "$1"; else exec "$openssl" dgst -sha256 -r < "$1"; fi
 }
+mask=$(umask)
 n=0
 while IFS=' ' read -r d size sha encoding; do
   n=$((n + 1))
   final="$store/$d-layer.tar" tmp="$store/.$d-layer.tar.part-$$-$n"
-  if ! got=$(decode "$encoding" "$size" | { umask 0222; exec tee -- "$tmp"; } | hash_it); then
+  umask 0222  # read-only from birth: nothing writes a layer after its check
+  if ! receive "$encoding" "$size" "$tmp" || ! got=$(hash_file "$tmp"); then
     rm -f -- "$tmp"
     echo "layer $final: receiving it failed" >&2
     exit 4
   fi
+  umask "$mask"
   got=${got%% *}
   if [ "$got" != "$sha" ]; then
     rm -f -- "$tmp"
