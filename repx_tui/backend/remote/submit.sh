@@ -14,11 +14,13 @@
 # job that already succeeded, or is queued or running under any SLURM id recorded here, is
 # skipped (a queued one still anchors its dependants' afterok). Each id is appended to the
 # record <BASE>/submissions/<lab_id>/<stamp>.json (JSON lines) as soon as sbatch returns it, and
-# sbatch itself writes the id into <stamp>.inflight first, so a cut between sbatch's answer and
-# the record line loses nothing either: the next submission under the lock records it.
+# sbatch itself writes the id into its own <stamp>.<slot>.inflight first, so a cut between
+# sbatch's answer and the record line loses nothing either: the next submission under the lock
+# records it.
 #
-# Speed: one pass unpacks every script (one tar) and creates every output dir (one mkdir), so
-# the loop starts nothing per job but `sbatch`.
+# Speed: one pass unpacks every script (one tar) and creates every output dir (one mkdir); then
+# the loop starts nothing per job but `sbatch`, up to LANES of them at once among the jobs
+# whose dependencies already have their SLURM ids.
 set -euo pipefail
 
 PATH="$1:$PATH"
@@ -30,7 +32,6 @@ SUBMISSIONS="$BASE/submissions"
 RECORD_DIR="$SUBMISSIONS/$LAB_ID"
 STAMP="$(date -u +%Y%m%dT%H%M%S.%NZ)-$$"
 RECORD="$RECORD_DIR/$STAMP.json"
-INFLIGHT="$RECORD_DIR/$STAMP.inflight"
 ERRORS="$RECORD_DIR/$STAMP.err"
 SCRIPT_DIR="$RECORD_DIR/$STAMP"
 mkdir -p "$SCRIPT_DIR"
@@ -48,7 +49,7 @@ flock -x 9
 adopt_inflight() {
     local file first last sid record
     for file in "$SUBMISSIONS"/*/*.inflight; do
-        [[ -f "$file" && "$file" != "$INFLIGHT" ]] || continue
+        [[ -f "$file" ]] || continue
         { IFS= read -r first && IFS= read -r last && IFS= read -r sid; } <"$file" || sid=""
         sid="${sid%%;*}"
         record="${file%.inflight}.json"
@@ -149,36 +150,73 @@ fi
 
 one_line() { tr '\n\t' '  ' <"$1" | sed 's/ *$//'; }
 
-# Pass 2: per job, only sbatch. Its id goes to $INFLIGHT (by sbatch itself) and then, with the
-# record's head and tail written just before, to the record.
+# Pass 2: per job, only sbatch, several at once. A job's level is one more than its deepest
+# dependency in this batch, so the jobs of one level depend only on ids already known: they
+# go LANES at a time (slurmctld takes RPCs in parallel; one sbatch mostly waits on it). Each
+# job in flight has its own .inflight file: sbatch writes the id there, then the record gets
+# it, so a cut anywhere loses nothing.
+LANES="$(nproc 2>/dev/null || echo 2)"
+((LANES >= 2)) || LANES=2
+((LANES <= 4)) || LANES=4
+declare -A LEVEL=()
+BY_LEVEL=()
 for i in "${!IDS[@]}"; do
-    id="${IDS[$i]}"
-    args=(--parsable)
+    level=0
+    IFS=, read -r -a upstream <<<"${DEPENDS[$i]},${AFTER[$i]#-}"
+    for dep in "${upstream[@]}"; do
+        if [[ -n "$dep" && -n "${LEVEL[$dep]:-}" ]] && ((LEVEL[$dep] >= level)); then
+            level=$((LEVEL[$dep] + 1))
+        fi
+    done
+    LEVEL["${IDS[$i]}"]=$level
+    BY_LEVEL[level]+=" $i"
+done
+
+FIRST=() LAST=() IN_FLIGHT=()
+# Start job $1 in slot $2 (in the background); non-zero if it cannot be submitted.
+start_job() {
+    local i=$1 slot=$2 id="${IDS[$1]}" now
+    local -a args=(--parsable)
     if ! dependency_ids "${DEPENDS[$i]}" "${AFTER[$i]}"; then
         FAILED["$id"]=1
         printf '%s\tERROR\t%s\n' "$id" "$DEPS"
-        continue
+        return 1
     fi
     [[ -z "$DEPS" ]] || args+=("--dependency=afterok:$DEPS" --kill-on-invalid-dep=yes)
     TZ=UTC0 printf -v now '%(%Y-%m-%dT%H:%M:%SZ)T' -1
-    first="{\"job\":\"$id\",\"slurm_id\":\""
-    last="\",\"time\":\"$now\",${COMMON#\{}"
-    printf '%s\n%s\n' "$first" "$last" >"$INFLIGHT"
-    sid=""
-    if sbatch "${args[@]}" "$SCRIPT_DIR/$id.sbatch" >>"$INFLIGHT" 2>"$ERRORS"; then
-        { read -r _ && read -r _ && IFS= read -r sid; } <"$INFLIGHT" || true
-        sid="${sid%%;*}"
-    fi
+    FIRST[slot]="{\"job\":\"$id\",\"slurm_id\":\""
+    LAST[slot]="\",\"time\":\"$now\",${COMMON#\{}"
+    printf '%s\n%s\n' "${FIRST[slot]}" "${LAST[slot]}" >"$RECORD_DIR/$STAMP.$slot.inflight"
+    sbatch "${args[@]}" "$SCRIPT_DIR/$id.sbatch" >>"$RECORD_DIR/$STAMP.$slot.inflight" \
+        2>"$RECORD_DIR/$STAMP.$slot.err" &
+}
+# Job $1 of slot $2 has finished its sbatch: record its id, or say why there is none.
+finish_job() {
+    local i=$1 slot=$2 id="${IDS[$1]}" sid="" message
+    local inflight="$RECORD_DIR/$STAMP.$slot.inflight"
+    { read -r _ && read -r _ && IFS= read -r sid; } <"$inflight" || true
+    sid="${sid%%;*}"
     if [[ "$sid" =~ ^[0-9]+$ ]]; then
-        printf '%s%s%s\n' "$first" "$sid" "$last" >>"$RECORD"
-        : >"$INFLIGHT"
+        printf '%s%s%s\n' "${FIRST[slot]}" "$sid" "${LAST[slot]}" >>"$RECORD"
+        : >"$inflight"
         SLURM_ID["$id"]="$sid"
         printf '%s\t%s\n' "$id" "$sid"
     else
         FAILED["$id"]=1
-        message="$(one_line "$ERRORS")"
+        message="$(one_line "$RECORD_DIR/$STAMP.$slot.err")"
         printf '%s\tERROR\t%s\n' "$id" "${message:-sbatch answered no job id}"
     fi
+}
+for level in "${!BY_LEVEL[@]}"; do
+    read -r -a members <<<"${BY_LEVEL[level]}"
+    for ((first = 0; first < ${#members[@]}; first += LANES)); do
+        IN_FLIGHT=()
+        for i in "${members[@]:first:LANES}"; do
+            if start_job "$i" "${#IN_FLIGHT[@]}"; then IN_FLIGHT+=("$i"); fi
+        done
+        wait
+        for slot in "${!IN_FLIGHT[@]}"; do finish_job "${IN_FLIGHT[slot]}" "$slot"; done
+    done
 done
-# Only now: a batch killed mid-loop leaves its .inflight for the next one to adopt.
-rm -f -- "$INFLIGHT" "$ERRORS"
+# Only now: a batch killed mid-loop leaves its .inflight files for the next one to adopt.
+rm -f -- "$ERRORS" "$RECORD_DIR/$STAMP".*.inflight "$RECORD_DIR/$STAMP".*.err
