@@ -69,7 +69,8 @@ def test_unmeasured_a_changed_labs_tree_goes_with_rsync_z_and_no_layer_is_compre
 
 def test_auto_compresses_a_100_mbit_link_strongly_and_a_gigabit_lan_lightly(two_cpus_with_zstd):
     slow = pick("auto", 12 * MB)  # 100 Mbit/s: the wire is the limit, spend CPU on the ratio
-    assert (slow.codec, slow.level) == ("zstd", 6)
+    assert (slow.codec, slow.level) == ("zstd", 9)  # two threads keep up with the link at level 9
+    # rsync compresses in one process: the level one thread keeps up with
     assert slow.rsync_flags == ("--compress", "--compress-choice=zstd", "--compress-level=6")
     lan = pick("auto", 117 * MB)  # 1 Gbit/s: only the fastest level keeps up
     assert (lan.codec, lan.level) == ("zstd", 1) and lan.label == "zstd-1"

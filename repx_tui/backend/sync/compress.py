@@ -41,7 +41,8 @@ MIN_RATIO = 1.15  # a layer whose sample compresses less than this goes as it is
 RATIO_HEADROOM = 3.0  # content bytes/s the compressor must produce per byte/s of link
 SOUNDING = 768 << 10  # random bytes of the rate measurement (under the runner's 1 MiB)
 # content bytes/s one thread compresses (text-like data, this project's 2-core CI VM, measured)
-SPEED = {"zstd": {1: 250e6, 3: 150e6, 6: 60e6}, "gzip": {1: 80e6, 6: 25e6}}
+SPEED = {"zstd": {1: 250e6, 3: 150e6, 6: 60e6, 9: 35e6}, "gzip": {1: 80e6, 6: 25e6}}
+UNMEASURED_LEVEL = 6  # `--compress on` where the link was not measured: a middle course
 READ_CHUNK = 1 << 20  # bytes read from a layer at a time (big writes: few syscalls, few wakeups)
 FRAME = 2 << 20  # compressed bytes per frame on the wire (each costs the target one `head`)
 SAMPLE = 64 << 10  # bytes per sample slice
@@ -144,7 +145,8 @@ def choose(
     if codec is None:
         why += "; layers as they are" + ("" if not layers_compressible else " (the target has no zstd or gzip)")
     compress_list = link.rsync_compress or target.rsync_compress
-    flags = _rsync_flags(compress_list, local_rsync, level)
+    # rsync compresses in its one sender process: a level one thread keeps up with
+    flags = _rsync_flags(compress_list, local_rsync, _level("zstd", rate, 1) or 1)
     return Compression(mode, codec, level if codec else 0, flags, why, threads, link)
 
 
@@ -158,7 +160,7 @@ def _level(codec: str, rate: float | None, threads: int) -> int | None:
     """The strongest level that still fills the link; None when even the fastest would not."""
     speeds = SPEED[codec]
     if rate is None:
-        return max(speeds)
+        return UNMEASURED_LEVEL
     fitting = [level for level, speed in speeds.items() if speed * threads >= rate * RATIO_HEADROOM]
     return max(fitting) if fitting else None
 
