@@ -15,7 +15,7 @@ from repx_tui.backend.status.efficiency import efficiency_of, human_seconds, par
 from repx_tui.backend.status.merge import StatusInputs, merge_states
 from repx_tui.backend.status.slurm import SACCT_COLUMNS, SEP, parse_sacct
 from repx_tui.backend.status.snapshot import RemoteSnapshot, Submission
-from repx_tui.backend.status.watcher import ASKS_FOR_A_PARTIAL_RECORD
+from repx_tui.backend.status.watcher import ASKS_FOR_A_PARTIAL_RECORD, PARTIAL_RECORD_PATIENCE_S
 from repx_tui.backend.transport.base import CommandResult
 
 
@@ -222,8 +222,24 @@ def test_a_short_job_without_usage_is_asked_once():
     assert len(transport.sacct_calls) == 1 and state.efficiency is not None and state.efficiency.max_rss is None
 
 
-def test_a_record_that_stays_partial_is_taken_as_it_is_after_a_few_asks():
-    partial = KILLED_FOR_MEMORY.replace("00:05:00", "")
-    transport = AnsweringTransport(partial)
-    polled(transport, 10)
-    assert len(transport.sacct_calls) == ASKS_FOR_A_PARTIAL_RECORD
+def sacct_asks_for_a_partial_record(seconds_between_polls: float, polls: int = 12) -> int:
+    """How often a watcher asks sacct for a record that stays partial, polling on a fake clock."""
+    now = [0.0]
+    transport = AnsweringTransport(KILLED_FOR_MEMORY.replace("00:05:00", ""))
+    view = LabView("lab", ("a",), {"a": ()}, {"a": "r"}, {})
+    watcher = StatusWatcher(transport, RemoteLayout("/b"), view, None, "slurm", lambda e: None, clock=lambda: now[0])
+
+    async def run() -> None:
+        for _ in range(polls):
+            now[0] += seconds_between_polls
+            await watcher.poll_once()
+
+    asyncio.run(run())
+    return len(transport.sacct_calls)
+
+
+def test_a_record_that_stays_partial_is_taken_as_it_is_after_a_few_asks_over_a_minute():
+    for step in (10.0, 30.0):  # seconds between polls
+        # first answered at the first poll; taken once asked 4 times AND a minute after that
+        asked = max(ASKS_FOR_A_PARTIAL_RECORD, int(PARTIAL_RECORD_PATIENCE_S // step) + 1)
+        assert sacct_asks_for_a_partial_record(step) == asked < 12, step

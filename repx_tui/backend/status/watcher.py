@@ -46,7 +46,8 @@ from repx_tui.backend.status.snapshot import (
 DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL = 3.0  # squeue is an RPC to slurmctld: never poll it in a tight loop
 COMMAND_TIMEOUT = 30.0  # a slurmctld that answers slower than this counts as down
-ASKS_FOR_A_PARTIAL_RECORD = 4  # a final record still partial after this many asks is taken as it is
+ASKS_FOR_A_PARTIAL_RECORD = 4  # a final record still partial after this many asks ...
+PARTIAL_RECORD_PATIENCE_S = 60.0  # ... and this long since its first answer is taken as it is
 
 K = JobStateKind
 
@@ -84,6 +85,7 @@ class StatusWatcher:
         self._acct_cache: dict[str, AcctEntry] = {}  # finished allocations never change
         self._acct_fresh: dict[str, AcctEntry] = {}  # not final yet: used once, asked again
         self._acct_asks: dict[str, int] = {}  # how often sacct was asked for an unsettled record
+        self._acct_first: dict[str, float] = {}  # when sacct first answered it (self._clock)
         self._refresh_now = asyncio.Event()
         self._squeue = SqueueParser()
         self._merge_cache = MergeCache()
@@ -195,6 +197,7 @@ class StatusWatcher:
                 return None
             for sid, entry in parse_sacct(output).items():
                 self._acct_asks[sid] = self._acct_asks.get(sid, 0) + 1
+                self._acct_first.setdefault(sid, self._clock())
                 if self._settled(sid, entry):
                     self._acct_cache[sid] = entry
                 else:  # just left squeue, accounting not final yet: ask again next time
@@ -208,10 +211,13 @@ class StatusWatcher:
 
     def _settled(self, sid: str, entry: AcctEntry) -> bool:
         """A record that will not change any more (see record_complete); one still partial
-        after a few asks is taken as it is."""
+        after a few asks over a minute is taken as it is (a busy slurmdbd may lag for seconds)."""
         if slurm_kind(entry.state) in (K.RUNNING, K.QUEUED, K.UNKNOWN) or entry.steps_open:
             return False
-        return record_complete(entry) or self._acct_asks.get(sid, 0) >= ASKS_FOR_A_PARTIAL_RECORD
+        if record_complete(entry):
+            return True
+        waited = self._clock() - self._acct_first.get(sid, self._clock())
+        return self._acct_asks.get(sid, 0) >= ASKS_FOR_A_PARTIAL_RECORD and waited >= PARTIAL_RECORD_PATIENCE_S
 
     # ---- publishing ----
 
