@@ -169,3 +169,14 @@ def scancel_recorded(base: Path) -> None:
     """Cancel every SLURM job recorded under `base` (recorded as soon as sbatch answered), of any Lab."""
     records = (base / "submissions").glob("*/*.json")
     scancel(json.loads(line).get("slurm_id") for record in records for line in record.read_text().splitlines())
+
+
+def wrapped_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, script: str) -> None:
+    """`script` as the tool `name`, first on PATH here, so a demo Lab made after this ships it
+    among its host tools (demolab copies what `which` finds) and scripts on the target run it."""
+    tools = tmp_path / "wrapper-bin"
+    tools.mkdir(exist_ok=True)
+    wrapper = tools / name
+    wrapper.write_text(script)
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")

@@ -8,7 +8,6 @@ write its record line, kills the whole submission with SIGKILL."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
-from tests.bedtargets import recorded_ids, slurm_cluster
+from tests.bedtargets import recorded_ids, slurm_cluster, wrapped_tool
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -56,12 +55,9 @@ def cut_lab(tmp_path, monkeypatch) -> tuple[Path, Path]:
     state = tmp_path / "sbatch-state"
     state.mkdir()
     (state / "armed").touch()
-    tools = tmp_path / "wrapper-bin"
-    tools.mkdir()
-    wrapper = tools / "sbatch"
-    wrapper.write_text(WRAPPER.replace("@STATE@", str(state)).replace("@CUT_AT@", str(CUT_AT)))
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # demolab ships what `which` finds
+    wrapped_tool(
+        tmp_path, monkeypatch, "sbatch", WRAPPER.replace("@STATE@", str(state)).replace("@CUT_AT@", str(CUT_AT))
+    )
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", host_tools=(*labgen.SCRIPT_TOOLS, "sbatch"), scale=6)
     return lab_dir, state
 

@@ -5,7 +5,6 @@ ids recorded for its dependencies."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.schedulers import upstream_for_submit
-from tests.bedtargets import recorded_ids, scancel, slurm_cluster
+from tests.bedtargets import recorded_ids, scancel, slurm_cluster, wrapped_tool
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -58,12 +57,7 @@ def test_a_held_dag_goes_up_several_sbatch_at_once_with_every_afterok_right(
     tmp_path, monkeypatch, sshd_target, slurm_available
 ):
     log = tmp_path / "sbatch.log"
-    tools = tmp_path / "wrapper-bin"
-    tools.mkdir()
-    wrapper = tools / "sbatch"
-    wrapper.write_text(WRAPPER.replace("@LOG@", str(log)))
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # demolab ships what `which` finds
+    wrapped_tool(tmp_path, monkeypatch, "sbatch", WRAPPER.replace("@LOG@", str(log)))
     lab_dir = labgen.make_lab(tmp_path / "lab", "big_dag", host_tools=(*labgen.SCRIPT_TOOLS, "sbatch"), scale=40)
     lab = Lab.load(lab_dir)
     held = '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'  # nothing runs: every afterok stays listed

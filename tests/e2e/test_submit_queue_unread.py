@@ -7,7 +7,6 @@ submit.sh's PATH, as in test_submit_cut.py) that fails while a flag file exists.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
-from tests.bedtargets import last_json, recorded_ids, scancel_recorded, slurm_cluster
+from tests.bedtargets import last_json, recorded_ids, scancel_recorded, slurm_cluster, wrapped_tool
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -45,12 +44,7 @@ def test_a_failing_squeue_stops_the_batch_instead_of_submitting_queued_jobs_agai
     tmp_path, monkeypatch, sshd_target, slurm_available
 ):
     flag = tmp_path / "squeue-fails"
-    tools = tmp_path / "wrapper-bin"
-    tools.mkdir()
-    wrapper = tools / "squeue"
-    wrapper.write_text(WRAPPER.replace("@FLAG@", str(flag)).replace("@SQUEUE@", SQUEUE))
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # demolab ships what `which` finds
+    wrapped_tool(tmp_path, monkeypatch, "squeue", WRAPPER.replace("@FLAG@", str(flag)).replace("@SQUEUE@", SQUEUE))
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", host_tools=(*labgen.SCRIPT_TOOLS, "squeue"))
     lab = Lab.load(lab_dir)
     held = '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'  # everything stays queued
