@@ -127,6 +127,22 @@ def cancel(ids: list[str]) -> None:
         subprocess.run(["scancel", *ids[start : start + 500]], capture_output=True)
 
 
+def room_for(jobs: int) -> None:
+    """Stop with a clear line when slurmctld cannot take `jobs` more: it keeps ended (even cancelled)
+    jobs for MinJobAge seconds, and refuses new ones past MaxJobCount."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    values = {key.strip(): value.strip() for key, _, value in (line.partition("=") for line in config.splitlines())}
+    limit = int(values.get("MaxJobCount", "10000").split()[0])
+    age = values.get("MinJobAge", "300").split()[0]
+    held = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True, check=True)
+    known = len(held.stdout.split())
+    if known + jobs > limit:
+        raise SystemExit(
+            f"slurmctld knows {known} jobs and takes at most {limit} (MaxJobCount): this run needs {jobs} more. "
+            f"Ended jobs are forgotten after MinJobAge ({age} s): wait, or pass fewer --reps"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=1000)
@@ -139,6 +155,7 @@ def main() -> int:
         work = Path(tmp_name)
         lab = labgen.make_lab(work / "lab", "big_dag", scale=args.scale)
         bench = Bench(work, lab, args.before)
+        room_for(bench.jobs * args.reps * (3 if args.before else 2))
         rows = {"repx-tui submit (in-process)": lambda: bench.in_process("ours", "submit")}
         if args.before:
             rows["repx-tui before (in-process)"] = lambda: bench.in_process("before", "submit")
