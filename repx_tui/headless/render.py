@@ -115,6 +115,8 @@ def _phase_started(e: PhaseStarted) -> str:
 
 
 def _phase_progress(e: PhaseProgress) -> str:
+    if not e.total_bytes and e.total_files:  # counted in items (submit: jobs settled)
+        return f"[{e.phase.value}] {e.files_done} of {e.total_files} jobs"
     total = f" of {size(e.total_bytes)}" if e.total_bytes else ""
     rate = f" at {size(e.rate)}/s" if e.rate else ""
     return f"[{e.phase.value}] {size(e.bytes_done)}{total}{rate}"

@@ -143,6 +143,9 @@ class PhaseRow:
     hint: str | None = None
     wire_bytes: int | None = None  # what crossed the wire for bytes_done, when compressed
     compression: str = ""  # "zstd-6", "gzip-1", "rsync -z" once the phase is done
+    files_done: int = 0  # a phase counted in items, not bytes (submit: jobs settled)
+    total_files: int | None = None
+    started_at: float | None = None  # for an items-per-second rate
 
 
 SYNC_PHASES = (Phase.HOST_TOOLS, Phase.LAB, Phase.IMAGES)  # what a sync does (submit comes after)
@@ -184,8 +187,11 @@ class SyncModel:
         row = self.phases[event.phase]
         if isinstance(event, PhaseStarted):
             row.state, row.detail, row.total_bytes = "running", event.detail, event.total_bytes
+            row.total_files, row.started_at = event.total_files, self.clock()
         elif isinstance(event, PhaseProgress):
             row.state, row.bytes_done, row.rate = "running", event.bytes_done, event.rate
+            row.files_done = event.files_done or row.files_done
+            row.total_files = event.total_files or row.total_files
             row.wire_bytes = event.wire_bytes if event.wire_bytes is not None else row.wire_bytes
             row.total_bytes = event.total_bytes or row.total_bytes
             row.detail = event.detail or row.detail

@@ -8,12 +8,18 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from repx_tui.backend.config import load_config
+from repx_tui.backend.events import JobSubmitted, Phase, PhaseProgress
 from repx_tui.backend.lab import Lab
+from repx_tui.backend.resources import load_resources
 from repx_tui.backend.schedulers import upstream_for_submit
+from repx_tui.backend.schedulers.slurm import STREAM_FROM
+from repx_tui.backend.session import TargetSession
 from tests.bedtargets import recorded_ids, scancel, slurm_cluster, wrapped_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +84,33 @@ def test_a_held_dag_goes_up_several_sbatch_at_once_with_every_afterok_right(
             assert scontrol_dependency(recorded[job_id][0]) == want, job_id
     finally:
         scancel(sid for ids in recorded.values() for sid in ids)
+
+
+async def test_a_big_batch_reports_each_job_as_sbatch_answers_it(tmp_path, monkeypatch, sshd_target, slurm_available):
+    """From STREAM_FROM jobs on, the answers stream: the first job is reported while later ones are
+    still going to sbatch, and the submit phase counts the jobs settled so far."""
+    log = tmp_path / "sbatch.log"
+    wrapped_tool(tmp_path, monkeypatch, "sbatch", WRAPPER.replace("@LOG@", str(log)))
+    lab_dir = labgen.make_lab(tmp_path / "lab", "big_dag", host_tools=(*labgen.SCRIPT_TOOLS, "sbatch"), scale=60)
+    lab = Lab.load(lab_dir)
+    assert len(lab.jobs) >= STREAM_FROM
+    held = '[[rules]]\njob_id_glob = "*"\nsbatch_opts = ["--hold"]\n'
+    bed = slurm_cluster(tmp_path, sshd_target, slurm_available["partition"], mem="64M", rules=held)
+    bed.use(monkeypatch)
+    seen: list[tuple[float, object]] = []
+    ids: list[str] = []
+    try:
+        target = load_config().target("cluster")
+        record = lambda e: seen.append((time.time(), e))  # noqa: E731
+        async with TargetSession(target, record, lab=lab, scheduler="slurm") as session:
+            await session.sync(lab)
+            result = await session.submit(list(lab.jobs), resources=load_resources(bed.resources))
+        ids = [sid for _, sid in result.submitted if sid]
+        assert len(ids) == len(lab.jobs)
+        starts = [int(line.split()[2]) / 1e9 for line in log.read_text().splitlines() if line.startswith("start ")]
+        first_report = min(t for t, e in seen if isinstance(e, JobSubmitted))
+        assert first_report < max(starts), "the first job was reported only after the last sbatch began"
+        counts = [e.files_done for _, e in seen if isinstance(e, PhaseProgress) and e.phase is Phase.SUBMIT]
+        assert counts == sorted(counts) and counts[-1] == len(lab.jobs), counts
+    finally:
+        scancel(ids)

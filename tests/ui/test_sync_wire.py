@@ -52,3 +52,16 @@ async def test_a_phase_sent_as_it_is_shows_no_wire_line():
         )
         await async_wait_until(lambda: "3 files changed" in _phases_text(app), timeout=5)
         assert "on the wire" not in _phases_text(app)
+
+
+async def test_the_submit_phase_counts_the_jobs_settled_so_far():
+    """A big batch's answers stream (schedulers/slurm.py STREAM_FROM): its row says how far it got."""
+    app = fixed_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("2")
+        app.controller.feed(PhaseStarted(Phase.SUBMIT, detail="1008 jobs via slurm", total_files=1008))
+        app.controller.feed(PhaseProgress(Phase.SUBMIT, bytes_done=0, files_done=412, total_files=1008))
+        await async_wait_until(lambda: "412 of 1008 jobs" in _phases_text(app), timeout=5)
+        app.controller.feed(PhaseDone(Phase.SUBMIT, files_sent=1008, seconds=3.2, detail="1008 submitted, 0 skipped"))
+        await async_wait_until(lambda: "1008 submitted" in _phases_text(app), timeout=5)
+        assert "of 1008 jobs" not in _phases_text(app)  # done: the count gives way to the outcome

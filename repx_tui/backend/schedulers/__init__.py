@@ -20,6 +20,7 @@ from repx_tui.backend.events import (
     Notice,
     Phase,
     PhaseDone,
+    PhaseProgress,
     PhaseStarted,
     SubmitResult,
     discard,
@@ -34,27 +35,57 @@ from repx_tui.backend.transport.base import Transport
 RuntimeProbe = Callable[[Sequence[str]], Awaitable[dict[str, RuntimeFact]]]
 
 
-def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
-    """The helpers answer `job<TAB>ID|QUEUED` or `job<TAB>SKIPPED|ERROR<TAB>detail` per job."""
-    submitted: list[tuple[str, str | None]] = []
-    skipped: list[tuple[str, str]] = []
-    errors: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        parts = line.split("\t", 2)
+class AnswerReader:
+    """The helpers answer `job<TAB>ID|QUEUED` or `job<TAB>SKIPPED|ERROR<TAB>detail` per job, as
+    each job is settled: one event per line as it comes, and the count of jobs settled so far as
+    the submit phase's progress (at most every PROGRESS_EVERY seconds, and at the end)."""
+
+    PROGRESS_EVERY = 0.1
+
+    def __init__(self, emit: EventSink, total: int | None = None) -> None:
+        self.emit = emit
+        self.total = total
+        self.submitted: list[tuple[str, str | None]] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str]] = []
+        self._shown_at = 0.0
+
+    def line(self, line: str) -> None:
+        parts = line.rstrip("\n").split("\t", 2)
         if len(parts) < 2:
-            continue
+            return
         job, verdict, detail = parts[0], parts[1], parts[2] if len(parts) > 2 else ""
         if verdict == "SKIPPED":
-            skipped.append((job, detail))
-            emit(JobSkipped(job=job, reason=detail))
+            self.skipped.append((job, detail))
+            self.emit(JobSkipped(job=job, reason=detail))
         elif verdict == "ERROR":
-            errors.append((job, detail))
-            emit(Notice(level="error", message=f"{job}: {detail}"))
+            self.errors.append((job, detail))
+            self.emit(Notice(level="error", message=f"{job}: {detail}"))
         else:
             slurm_id = None if verdict == "QUEUED" else verdict
-            submitted.append((job, slurm_id))
-            emit(JobSubmitted(job=job, slurm_id=slurm_id))
-    return SubmitResult(tuple(submitted), tuple(skipped), tuple(errors))
+            self.submitted.append((job, slurm_id))
+            self.emit(JobSubmitted(job=job, slurm_id=slurm_id))
+        self._progress()
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.total is None or not (force or now - self._shown_at >= self.PROGRESS_EVERY):
+            return
+        self._shown_at = now
+        settled = len(self.submitted) + len(self.skipped) + len(self.errors)
+        self.emit(PhaseProgress(phase=Phase.SUBMIT, bytes_done=0, files_done=settled, total_files=self.total))
+
+    def result(self) -> SubmitResult:
+        self._progress(force=True)
+        return SubmitResult(tuple(self.submitted), tuple(self.skipped), tuple(self.errors))
+
+
+def parse_answer_lines(text: str, emit: EventSink) -> SubmitResult:
+    """The helpers' whole answer at once (see AnswerReader)."""
+    reader = AnswerReader(emit)
+    for line in text.splitlines():
+        reader.line(line)
+    return reader.result()
 
 
 def upstream_for_submit(
@@ -194,4 +225,12 @@ async def submit(
     return result
 
 
-__all__ = ["SubmitResult", "check_runtimes", "check_source_runs", "parse_answer_lines", "submit", "upstream_for_submit"]
+__all__ = [
+    "AnswerReader",
+    "SubmitResult",
+    "check_runtimes",
+    "check_source_runs",
+    "parse_answer_lines",
+    "submit",
+    "upstream_for_submit",
+]

@@ -21,12 +21,13 @@ from repx_tui.backend.events import EventSink
 from repx_tui.backend.lab import Job, Lab
 from repx_tui.backend.layout import RemoteLayout, safe_component
 from repx_tui.backend.resources import Directives, Resources
-from repx_tui.backend.schedulers import SubmitResult, parse_answer_lines, upstream_for_submit
+from repx_tui.backend.schedulers import AnswerReader, SubmitResult, upstream_for_submit
 from repx_tui.backend.schedulers.deploy import DeployedHelpers
 from repx_tui.backend.schedulers.jobspec import build_spec, resolve_runtime, sink_step
-from repx_tui.backend.transport.base import Transport
+from repx_tui.backend.transport.base import StdinWriter, Transport
 
 SPEC_DELIMITER = "__REPX_JOB_SPEC__"
+STREAM_FROM = 50  # jobs in a batch from which its answers stream (a channel of its own) rather than come at once
 
 
 def _mem_kib(mem: object) -> int:
@@ -194,21 +195,29 @@ async def submit_batch(
     emit: EventSink,
 ) -> SubmitResult:
     batch = build_batch(lab, layout, target, order, helpers, resources, execution_type, allow_missing_runs)
-    result = await transport.run(
-        [
-            f"{helpers.tools_bin}/bash",
-            helpers.submit,
-            helpers.tools_bin,
-            layout.base,
-            safe_component(lab.lab_id, "lab id"),
-        ],
-        input=batch_archive(batch),
-        check=False,
-    )
+    archive = batch_archive(batch)
+    argv = [
+        f"{helpers.tools_bin}/bash",
+        helpers.submit,
+        helpers.tools_bin,
+        layout.base,
+        safe_component(lab.lab_id, "lab id"),
+    ]
+    answers = AnswerReader(emit, total=len(order))
+    if len(order) >= STREAM_FROM:  # each job's answer as sbatch gives it: the submit phase's progress
+
+        async def feed(stdin: StdinWriter) -> None:
+            await stdin.write(archive)
+
+        result = await transport.run_streaming(argv, feed, on_line=answers.line, check=False)
+    else:  # a few jobs: one round trip on the command runner, no channel of its own
+        result = await transport.run(argv, input=archive, check=False)
+        for line in result.stdout.splitlines():
+            answers.line(line)
     if not result.ok:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit_status}"]
         raise SchedulerError(
             f"submitting to SLURM on {target.name} failed: {detail[0]}",
             hint="is sbatch on the target's PATH for non-interactive logins?",
         )
-    return parse_answer_lines(result.stdout, emit)
+    return answers.result()

@@ -125,6 +125,10 @@ class SyncScreen(Screen):
         elif row.bytes_done:
             progress = Text("")
             detail.append(f"{fmt.size(row.bytes_done)} sent", style="bold")
+        elif row.total_files and row.files_done and row.state == "running":  # submit: jobs settled so far
+            progress = fmt.bar(row.files_done, row.total_files, 8)
+            detail.append(f"{row.files_done} of {row.total_files} jobs", style="bold")
+            detail.append(self._per_second(row))
         else:
             progress = Text("")
         if row.wire_bytes is not None and 0 < row.wire_bytes < row.bytes_done:  # compressed: what the wire carried
@@ -136,6 +140,10 @@ class SyncScreen(Screen):
         if row.hint:
             detail.append(f"  hint: {row.hint}", style="bold")
         return [Text(row.phase.value, style="bold"), state, progress, fmt.duration(row.seconds), detail]
+
+    def _per_second(self, row: PhaseRow) -> str:
+        elapsed = self.model.clock() - row.started_at if row.started_at is not None else 0.0
+        return f" {row.files_done / elapsed:.0f}/s" if elapsed > 0.5 else ""
 
     def _layer_cells(self, row: LayerRow) -> list:
         label, style = fmt.LAYER_MARK[LayerAction.PENDING if row.waiting else row.action]
