@@ -8,6 +8,7 @@ write its record line, kills the whole submission with SIGKILL."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,9 @@ def test_a_batch_cut_after_sbatch_answered_loses_nothing_and_a_rerun_submits_eac
         )
         assert set(recorded) == set(lab.jobs) and all(len(ids) == 1 for ids in recorded.values()), recorded
         assert queued == recorded  # one SLURM job per Lab job, and it is the recorded one
+        # adopted ids went into the cut batch's own record, and nothing of the cut batch is left over
+        left = sorted(p.name for p in (base / "submissions" / lab.lab_id).iterdir() if p.is_file())
+        assert all(re.fullmatch(r"\d{8}T\d{6}\.\d+Z-\d+\.json", name) for name in left), left
     finally:
         stray = [sid for ids in queued_ids_by_name(set(lab.jobs)).values() for sid in ids]
         if stray:

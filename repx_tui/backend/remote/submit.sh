@@ -47,16 +47,17 @@ flock -x 9
 # (line 1 the record's head, line 2 its tail, line 3 written by sbatch). Nobody else holds the
 # lock, so every .inflight left is such a batch's.
 adopt_inflight() {
-    local file first last sid record
+    local file first last sid stamp
     for file in "$SUBMISSIONS"/*/*.inflight; do
         [[ -f "$file" ]] || continue
         { IFS= read -r first && IFS= read -r last && IFS= read -r sid; } <"$file" || sid=""
         sid="${sid%%;*}"
-        record="${file%.inflight}.json"
-        if [[ "$sid" =~ ^[0-9]+$ ]] && ! grep -qsF "\"slurm_id\":\"$sid\"" "$record"; then
-            printf '%s%s%s\n' "$first" "$sid" "$last" >>"$record"
+        stamp="${file%.inflight}" # <stamp>.<slot>, or <stamp> from versions with one sbatch at a time
+        [[ ! "$stamp" =~ ^(.*)\.[0-9]+$ ]] || stamp="${BASH_REMATCH[1]}"
+        if [[ "$sid" =~ ^[0-9]+$ ]] && ! grep -qsF "\"slurm_id\":\"$sid\"" "$stamp.json"; then
+            printf '%s%s%s\n' "$first" "$sid" "$last" >>"$stamp.json"
         fi
-        rm -f -- "$file"
+        rm -f -- "$file" "${file%.inflight}.err" "$stamp.err"
     done
 }
 adopt_inflight
@@ -186,7 +187,9 @@ start_job() {
     TZ=UTC0 printf -v now '%(%Y-%m-%dT%H:%M:%SZ)T' -1
     FIRST[slot]="{\"job\":\"$id\",\"slurm_id\":\""
     LAST[slot]="\",\"time\":\"$now\",${COMMON#\{}"
-    printf '%s\n%s\n' "${FIRST[slot]}" "${LAST[slot]}" >"$RECORD_DIR/$STAMP.$slot.inflight"
+    # exit, not return: called as a condition, so set -e does not stop the batch here, and a job
+    # whose id cannot be kept (disk or quota full) must not go to sbatch at all
+    printf '%s\n%s\n' "${FIRST[slot]}" "${LAST[slot]}" >"$RECORD_DIR/$STAMP.$slot.inflight" || exit 1
     sbatch "${args[@]}" "$SCRIPT_DIR/$id.sbatch" >>"$RECORD_DIR/$STAMP.$slot.inflight" \
         2>"$RECORD_DIR/$STAMP.$slot.err" &
 }
