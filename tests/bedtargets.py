@@ -180,3 +180,15 @@ def wrapped_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, scr
     wrapper.write_text(script)
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+
+
+def queued_ids_by_name(names: Iterable[str]) -> dict[str, list[str]]:
+    """The SLURM ids in the queue (any user) per job name, for these names only."""
+    wanted = set(names)
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        sid, name = line.split(maxsplit=1)
+        if name in wanted:
+            found.setdefault(name, []).append(sid)
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from repx_tui.backend.lab import Lab
-from tests.bedtargets import recorded_ids, slurm_cluster, wrapped_tool
+from tests.bedtargets import queued_ids_by_name, recorded_ids, slurm_cluster, wrapped_tool
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -61,16 +61,6 @@ def cut_lab(tmp_path, monkeypatch) -> tuple[Path, Path]:
     )
     lab_dir = labgen.make_lab(tmp_path / "lab", "quick", host_tools=(*labgen.SCRIPT_TOOLS, "sbatch"), scale=6)
     return lab_dir, state
-
-
-def queued_ids_by_name(names: set[str]) -> dict[str, list[str]]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
-    found: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        sid, name = line.split(maxsplit=1)
-        if name in names:
-            found.setdefault(name, []).append(sid)
-    return found
 
 
 def test_a_batch_cut_after_sbatch_answered_loses_nothing_and_a_rerun_submits_each_job_once(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bedtargets import queued_ids_by_name
+
 REPO = Path(__file__).resolve().parents[2]
 SUBMIT = REPO / "repx_tui" / "backend" / "remote" / "submit.sh"
 
@@ -51,16 +53,6 @@ def batch(names: list[str], partition: str) -> bytes:
     return buf.getvalue()
 
 
-def queued(names: list[str]) -> dict[str, list[str]]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
-    found: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        sid, name = line.split(maxsplit=1)
-        if name in names:
-            found.setdefault(name, []).append(sid)
-    return found
-
-
 def recorded(base: Path) -> list[str]:
     return [line for path in (base / "submissions").glob("*/*.json") for line in path.read_text().splitlines()]
 
@@ -84,16 +76,16 @@ def test_a_full_disk_before_the_loop_submits_nothing_and_a_rerun_submits_each_jo
     try:
         full = subprocess.run(submit, input=archive, capture_output=True, timeout=60)
         assert full.returncode != 0, full.stdout.decode()
-        assert queued(names) == {}, "a job reached sbatch with no place left for its id"
+        assert queued_ids_by_name(names) == {}, "a job reached sbatch with no place left for its id"
         assert not armed.exists()  # the disk was full from before the loop on
         (disk / "filler").unlink()
         again = subprocess.run(submit, input=archive, capture_output=True, timeout=60)
         assert again.returncode == 0, again.stderr.decode()
-        found = queued(names)
+        found = queued_ids_by_name(names)
         assert sorted(found) == sorted(names) and all(len(ids) == 1 for ids in found.values()), found
         assert len(recorded(base)) == len(names)
     finally:
-        stray = [sid for ids in queued(names).values() for sid in ids]
+        stray = [sid for ids in queued_ids_by_name(names).values() for sid in ids]
         if stray:
             subprocess.run(["scancel", *stray], capture_output=True)
         subprocess.run(["umount", str(disk)], capture_output=True)
