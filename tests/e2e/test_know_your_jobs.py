@@ -10,12 +10,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from repx_tui.backend.config import load_config
-from repx_tui.backend.events import JobStateKind
+from repx_tui.backend.events import JobState, JobStateKind
 from repx_tui.backend.lab import Lab
 from repx_tui.backend.resources import load_resources
 from repx_tui.backend.session import TargetSession
@@ -184,27 +186,38 @@ def test_pull_refuses_a_destination_that_is_a_file_before_connecting(cluster, tm
     assert "exists and is not a directory" in result.stderr.splitlines()[0] and blocker.read_text() == "x"
 
 
+async def run_until(
+    cluster, lab_dir: Path, job: str, reached: Callable[[JobState], JobState | None], **wait: Any
+) -> JobState:
+    """Run one job of the Lab on `cluster` (its resources.toml) and poll until `reached` gives its state."""
+    _config, resources_path, _env, ids = cluster
+    lab = Lab.load(lab_dir)
+    async with TargetSession(load_config().target("cluster"), lab=lab, scheduler="slurm") as session:
+        result = await session.run([job], resources=load_resources(resources_path))
+        ids.extend(sid for _job, sid in result.submitted if sid)
+
+        async def polled() -> JobState | None:
+            return reached((await session.poll())[job])
+
+        return await async_wait_until(polled, **wait)
+
+
 async def test_a_job_past_its_time_limit_is_a_timeout_with_a_hint_naming_the_rule(cluster, tmp_path):
     """SLURM's real TIMEOUT (a 1-minute limit from a rule, a job that sleeps longer): the state,
     time% near 100, and the hint that names that very rule and its file. Takes 1-2 minutes."""
     from tests.labgen import job_ids, make_lab
 
-    _config, resources_path, env, ids = cluster
+    _config, resources_path, env, _ids = cluster
     resources_path.write_text(
         resources_path.read_text() + '[[rules]]\njob_id_glob = "*stage-B-producer*"\ntime = "00:01:00"\n'
     )
     lab_dir = make_lab(tmp_path / "lab", "quick", sleep_seconds={"stage-B-producer": 240})
     (sleeper,) = job_ids(lab_dir, "stage-B-producer")
-    lab = Lab.load(lab_dir)
-    async with TargetSession(load_config().target("cluster"), lab=lab, scheduler="slurm") as session:
-        result = await session.run([sleeper], resources=load_resources(resources_path))
-        ids.extend(sid for _job, sid in result.submitted if sid)
 
-        async def timed_out():
-            state = (await session.poll())[sleeper]
-            return state if state.state is JobStateKind.TIMEOUT and state.efficiency else None
+    def timed_out(state: JobState) -> JobState | None:
+        return state if state.state is JobStateKind.TIMEOUT and state.efficiency else None
 
-        state = await async_wait_until(timed_out, timeout=240, interval=3.0, message="SLURM's TIMEOUT")
+    state = await run_until(cluster, lab_dir, sleeper, timed_out, timeout=240, interval=3.0, message="SLURM's TIMEOUT")
     assert state.efficiency is not None and state.efficiency.time_limit_s == 60
     assert state.efficiency.time is not None and state.efficiency.time >= 0.95
     assert state.hint is not None and state.hint.startswith(
@@ -222,22 +235,19 @@ async def test_a_job_past_its_memory_is_out_of_memory_with_a_hint_naming_the_rul
     """SLURM's real memory enforcement (the bed: JobAcctGatherParams=OverMemoryKill, sampled every
     second): the hungry job gets a 100M rule, holds 200 MiB, is killed; the state is out of memory
     (sacct says FAILED, signal 9), and the hint names that very rule and its file."""
-    _config, resources_path, env, ids = cluster
+    _config, resources_path, env, _ids = cluster
     resources_path.write_text(
         resources_path.read_text() + '[[rules]]\njob_id_glob = "*stage-B-producer*"\nmem = "100M"\n'
     )
     lab_dir, hungry = make_hungry_lab(tmp_path / "lab")
-    lab = Lab.load(lab_dir)
-    async with TargetSession(load_config().target("cluster"), lab=lab, scheduler="slurm") as session:
-        result = await session.run([hungry], resources=load_resources(resources_path))
-        ids.extend(sid for _job, sid in result.submitted if sid)
 
-        async def killed():
-            state = (await session.poll())[hungry]
-            assert state.state is not JobStateKind.SUCCEEDED, "the job outlived its memory limit"
-            return state if state.state is JobStateKind.OUT_OF_MEMORY and state.efficiency else None
+    def killed(state: JobState) -> JobState | None:
+        assert state.state is not JobStateKind.SUCCEEDED, "the job outlived its memory limit"
+        return state if state.state is JobStateKind.OUT_OF_MEMORY and state.efficiency else None
 
-        state = await async_wait_until(killed, timeout=120, interval=1.0, message="killed for its memory")
+    state = await run_until(
+        cluster, lab_dir, hungry, killed, timeout=120, interval=1.0, message="killed for its memory"
+    )
     assert state.efficiency is not None and state.efficiency.req_mem == 100 * MIB
     assert state.efficiency.max_rss is not None and state.efficiency.max_rss >= 95 * MIB
     assert state.hint is not None and state.hint.startswith("out of memory (peak ")
